@@ -1,0 +1,4 @@
+//! The `ssehub` binary.
+fn main() {
+    println!("ssehub: not yet");
+}
