@@ -31,6 +31,8 @@ pub mod clock;
 pub mod error;
 pub mod frame;
 pub mod generation;
+#[cfg(all(feature = "http", not(loom)))]
+pub mod http;
 #[cfg(not(loom))]
 mod hub;
 mod id;
