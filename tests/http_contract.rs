@@ -793,8 +793,7 @@ async fn the_router_nests_into_an_app_with_its_own_state_and_middleware() {
     let addr = serve_router(app).await;
     let server = TestServer {
         hub,
-        addr,
-        client: client(),
+        remote: Remote::new(addr),
     };
     let hello = server.get("/hello").await;
     assert_eq!(hello.body, "my app");

@@ -47,8 +47,7 @@ pub async fn start_with(
     let addr = serve_router(router).await;
     TestServer {
         hub,
-        addr,
-        client: client(),
+        remote: Remote::new(addr),
     }
 }
 
@@ -69,8 +68,22 @@ pub fn client() -> Client<HttpConnector, Full<Bytes>> {
     Client::builder(TokioExecutor::new()).build_http()
 }
 
+/// An in-process server: its hub, and a client for it.
 pub struct TestServer {
     pub hub: Hub,
+    pub remote: Remote,
+}
+
+impl std::ops::Deref for TestServer {
+    type Target = Remote;
+
+    fn deref(&self) -> &Remote {
+        &self.remote
+    }
+}
+
+/// A client for a server at `addr` (in this process or another).
+pub struct Remote {
     pub addr: SocketAddr,
     pub client: Client<HttpConnector, Full<Bytes>>,
 }
@@ -115,7 +128,14 @@ impl Reply {
     }
 }
 
-impl TestServer {
+impl Remote {
+    pub fn new(addr: SocketAddr) -> Remote {
+        Remote {
+            addr,
+            client: client(),
+        }
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
     }
