@@ -138,9 +138,7 @@ pub(crate) struct WriterCore {
 
 impl WriterCore {
     fn new(generation: Arc<Generation>) -> WriterCore {
-        let ring = generation
-            .ring
-            .writer()
+        let ring = Ring::claim_writer(&generation.ring)
             .expect("a fresh generation's ring has no writer yet");
         WriterCore { generation, ring }
     }

@@ -30,9 +30,11 @@
 pub mod clock;
 pub mod error;
 pub mod frame;
+#[cfg_attr(loom, allow(dead_code))]
 pub mod generation;
 #[cfg(not(loom))]
 mod hub;
+#[cfg_attr(loom, allow(dead_code))]
 mod id;
 pub(crate) mod loom;
 #[cfg(not(loom))]

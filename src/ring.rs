@@ -175,15 +175,15 @@ impl Ring {
     }
 
     /// Claims the ring's one writer. Returns `None` if it was already claimed.
-    pub fn writer(self: &crate::loom::Arc<Self>) -> Option<RingWriter> {
+    pub fn claim_writer(ring: &crate::loom::Arc<Ring>) -> Option<RingWriter> {
         // AcqRel: a second claimer must not proceed; no data is published here.
-        if self.writer_claimed.swap(true, Ordering::AcqRel) {
+        if ring.writer_claimed.swap(true, Ordering::AcqRel) {
             return None;
         }
         Some(RingWriter {
-            ring: self.clone(),
-            head: self.head.load(Ordering::Relaxed),
-            tail: self.tail.load(Ordering::Relaxed),
+            ring: ring.clone(),
+            head: ring.head.load(Ordering::Relaxed),
+            tail: ring.tail.load(Ordering::Relaxed),
             end: 0,
             held: 0,
             last_timestamp: 0,
@@ -568,8 +568,8 @@ mod tests {
     #[test]
     fn reads_back_what_was_written() {
         let ring = Arc::new(Ring::new(8, 1024));
-        let mut writer = ring.writer().unwrap();
-        assert!(ring.writer().is_none(), "only one writer");
+        let mut writer = Ring::claim_writer(&ring).unwrap();
+        assert!(Ring::claim_writer(&ring).is_none(), "only one writer");
         for n in 0..5 {
             assert_eq!(append(&mut writer, n, 21 + n as usize), n);
         }
@@ -585,7 +585,7 @@ mod tests {
     #[test]
     fn slot_reuse_raises_tail() {
         let ring = Arc::new(Ring::new(4, 1 << 16));
-        let mut writer = ring.writer().unwrap();
+        let mut writer = Ring::claim_writer(&ring).unwrap();
         for n in 0..6 {
             append(&mut writer, n, 16);
         }
@@ -603,7 +603,7 @@ mod tests {
     fn byte_budget_evicts_oldest() {
         // 64-byte budget, 24-byte frames: two fit, the third evicts the first.
         let ring = Arc::new(Ring::new(16, 64));
-        let mut writer = ring.writer().unwrap();
+        let mut writer = Ring::claim_writer(&ring).unwrap();
         append(&mut writer, 0, 24);
         append(&mut writer, 1, 24);
         assert_eq!(ring.tail(), 0);
@@ -623,7 +623,7 @@ mod tests {
     #[test]
     fn oversize_frame_is_refused() {
         let ring = Arc::new(Ring::new(4, 64));
-        let mut writer = ring.writer().unwrap();
+        let mut writer = Ring::claim_writer(&ring).unwrap();
         let big = vec![b'x'; 65];
         assert_eq!(
             writer.append(&[&big], TypeTag::of("t"), 0, 0),
@@ -638,7 +638,7 @@ mod tests {
     #[test]
     fn batch_read_filters_and_bounds() {
         let ring = Arc::new(Ring::new(64, 1 << 16));
-        let mut writer = ring.writer().unwrap();
+        let mut writer = Ring::claim_writer(&ring).unwrap();
         for n in 0..10u64 {
             let tag = if n % 2 == 0 { "even" } else { "odd" };
             writer
@@ -669,7 +669,7 @@ mod tests {
     #[test]
     fn seeks_timestamps() {
         let ring = Arc::new(Ring::new(8, 1 << 16));
-        let mut writer = ring.writer().unwrap();
+        let mut writer = Ring::claim_writer(&ring).unwrap();
         for (n, timestamp) in [10u64, 20, 20, 30].iter().enumerate() {
             writer
                 .append(&[&frame(n as u64, 16)], TypeTag::of("t"), *timestamp, 0)
@@ -691,7 +691,7 @@ mod tests {
     #[test]
     fn concurrent_readers_see_exact_frames_or_lapped() {
         let ring = Arc::new(Ring::new(64, 4096));
-        let mut writer = ring.writer().unwrap();
+        let mut writer = Ring::claim_writer(&ring).unwrap();
         let total = 20_000u64;
         let readers: Vec<_> = (0..2)
             .map(|_| {
