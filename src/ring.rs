@@ -187,6 +187,7 @@ impl Ring {
             end: 0,
             held: 0,
             last_timestamp: 0,
+            scratch: Vec::new(),
         })
     }
 
@@ -409,6 +410,8 @@ pub struct RingWriter {
     /// Encoded bytes retained (mirror of `ring.held_bytes`).
     held: u64,
     last_timestamp: u64,
+    /// The frame being appended, in whole words.
+    scratch: Vec<u64>,
 }
 
 /// A frame too large for the ring's byte budget.
@@ -431,7 +434,7 @@ impl RingWriter {
         self.head
     }
 
-    /// Appends one frame made of `parts` (concatenated), returning its
+    /// Appends one frame, `header` followed by `body`, returning its
     /// sequence number. Timestamps are clamped to be non-decreasing.
     ///
     /// # Errors
@@ -440,13 +443,15 @@ impl RingWriter {
     /// is written then.
     pub fn append(
         &mut self,
-        parts: &[&[u8]],
+        header: &[u8],
+        body: &[u8],
         tag: TypeTag,
         timestamp: u64,
         id_hash: u64,
     ) -> Result<u64, FrameTooLarge> {
-        let len: usize = parts.iter().map(|part| part.len()).sum();
-        let padded = len.div_ceil(WORD) as u64 * WORD as u64;
+        let len = header.len() + body.len();
+        let words = len.div_ceil(WORD);
+        let padded = (words * WORD) as u64;
         if padded > self.ring.max_bytes {
             return Err(FrameTooLarge {
                 size: len,
@@ -485,24 +490,26 @@ impl RingWriter {
         }
 
         // 2. Bytes and index, Relaxed: published by the head store below.
-        let first_word = self.end / WORD as u64;
-        let mut word_index = first_word;
-        let mut pending = [0u8; WORD];
-        let mut filled = 0;
-        for part in parts {
-            for &byte in *part {
-                pending[filled] = byte;
-                filled += 1;
-                if filled == WORD {
-                    self.store_word(word_index, u64::from_ne_bytes(pending));
-                    word_index += 1;
-                    filled = 0;
-                }
-            }
+        // Assemble the frame in whole words in the writer's scratch buffer,
+        // then store it word by word (two runs if it wraps the arena's end).
+        if self.scratch.len() < words {
+            self.scratch.resize(words, 0);
         }
-        if filled > 0 {
-            pending[filled..].fill(0);
-            self.store_word(word_index, u64::from_ne_bytes(pending));
+        let scratch = &mut self.scratch[..words];
+        if let Some(last) = scratch.last_mut() {
+            *last = 0; // padding bytes
+        }
+        let bytes = words_as_bytes_mut(scratch);
+        bytes[..header.len()].copy_from_slice(header);
+        bytes[header.len()..len].copy_from_slice(body);
+        let start = ((self.end / WORD as u64) & ring.arena_word_mask) as usize;
+        let first_run = words.min(ring.arena.len() - start);
+        let (run, wrapped) = self.scratch[..words].split_at(first_run);
+        for (cell, &word) in ring.arena[start..start + first_run].iter().zip(run) {
+            cell.store(word, Ordering::Relaxed);
+        }
+        for (cell, &word) in ring.arena.iter().zip(wrapped) {
+            cell.store(word, Ordering::Relaxed);
         }
         let slot = ring.slot(seq);
         slot.position.store(self.end, Ordering::Relaxed);
@@ -519,12 +526,16 @@ impl RingWriter {
         ring.head.store(self.head, Ordering::Release);
         Ok(seq)
     }
+}
 
-    fn store_word(&self, word_index: u64, word: u64) {
-        let index = (word_index & self.ring.arena_word_mask) as usize;
-        debug_assert!(index < self.ring.arena.len());
-        self.ring.arena[index].store(word, Ordering::Relaxed);
-    }
+/// Views words as their bytes (native order), to assemble a frame in place.
+fn words_as_bytes_mut(words: &mut [u64]) -> &mut [u8] {
+    let len = std::mem::size_of_val(words);
+    // SAFETY: the pointer and length cover exactly the words' memory, which
+    // is initialized; `u8` has alignment 1 and every byte pattern is a valid
+    // `u64`, so writes through the byte view cannot make a word invalid; the
+    // returned slice borrows `words` mutably, so nothing aliases it.
+    unsafe { std::slice::from_raw_parts_mut(words.as_mut_ptr().cast::<u8>(), len) }
 }
 
 /// `words` zeroed atomic words. Outside loom this is one zeroed allocation,
@@ -561,7 +572,7 @@ mod tests {
 
     fn append(writer: &mut RingWriter, n: u64, len: usize) -> u64 {
         writer
-            .append(&[&frame(n, len)], TypeTag::of("t"), n, 0)
+            .append(b"", &frame(n, len), TypeTag::of("t"), n, 0)
             .unwrap()
     }
 
@@ -626,7 +637,7 @@ mod tests {
         let mut writer = Ring::claim_writer(&ring).unwrap();
         let big = vec![b'x'; 65];
         assert_eq!(
-            writer.append(&[&big], TypeTag::of("t"), 0, 0),
+            writer.append(b"", &big, TypeTag::of("t"), 0, 0),
             Err(FrameTooLarge {
                 size: 65,
                 budget: 64
@@ -642,7 +653,7 @@ mod tests {
         for n in 0..10u64 {
             let tag = if n % 2 == 0 { "even" } else { "odd" };
             writer
-                .append(&[&frame(n, 16)], TypeTag::of(tag), n, 0)
+                .append(b"", &frame(n, 16), TypeTag::of(tag), n, 0)
                 .unwrap();
         }
         let mut out = Vec::new();
@@ -672,7 +683,7 @@ mod tests {
         let mut writer = Ring::claim_writer(&ring).unwrap();
         for (n, timestamp) in [10u64, 20, 20, 30].iter().enumerate() {
             writer
-                .append(&[&frame(n as u64, 16)], TypeTag::of("t"), *timestamp, 0)
+                .append(b"", &frame(n as u64, 16), TypeTag::of("t"), *timestamp, 0)
                 .unwrap();
         }
         assert_eq!(ring.seek_timestamp(0), Ok(0));
@@ -683,7 +694,7 @@ mod tests {
         assert_eq!(ring.seek_timestamp(31), Ok(4));
         // Timestamps never go backwards, even if the clock does.
         writer
-            .append(&[&frame(4, 16)], TypeTag::of("t"), 5, 0)
+            .append(b"", &frame(4, 16), TypeTag::of("t"), 5, 0)
             .unwrap();
         assert_eq!(ring.meta(4).unwrap().timestamp, 30);
     }

@@ -271,7 +271,13 @@ impl Subscription {
     fn read_available(&mut self) -> Option<Delivery> {
         let config = &self.shared.config;
         let ring = &self.generation.ring;
-        let mut buf = Vec::new();
+        let available = ring.head().saturating_sub(self.cursor);
+        if available == 0 {
+            return None;
+        }
+        // Room for the whole batch up front (frames are typically < 256 B).
+        let estimate = (available as usize).min(config.max_batch_frames) * 256;
+        let mut buf = Vec::with_capacity(estimate.min(config.max_batch_bytes) + 256);
         loop {
             let filter = &self.filter;
             match ring.read_batch(

@@ -21,7 +21,9 @@ fn single_read_is_exact_or_lapped() {
         // Two slots: the third append overwrites sequence 0.
         let ring = Arc::new(Ring::new(2, 1 << 10));
         let mut writer = Ring::claim_writer(&ring).expect("first writer");
-        writer.append(&[&frame(0)], TypeTag::of("t"), 0, 0).unwrap();
+        writer
+            .append(b"", &frame(0), TypeTag::of("t"), 0, 0)
+            .unwrap();
 
         let reader = {
             let ring = ring.clone();
@@ -37,7 +39,9 @@ fn single_read_is_exact_or_lapped() {
             })
         };
         for n in 1..3 {
-            writer.append(&[&frame(n)], TypeTag::of("t"), 0, 0).unwrap();
+            writer
+                .append(b"", &frame(n), TypeTag::of("t"), 0, 0)
+                .unwrap();
         }
         reader.join().unwrap();
     });
@@ -50,7 +54,9 @@ fn batch_read_is_exact_or_lapped_under_byte_budget_eviction() {
         // the third on evicts by bytes while slots are still free.
         let ring = Arc::new(Ring::new(8, 32));
         let mut writer = Ring::claim_writer(&ring).expect("first writer");
-        writer.append(&[&frame(0)], TypeTag::of("t"), 0, 0).unwrap();
+        writer
+            .append(b"", &frame(0), TypeTag::of("t"), 0, 0)
+            .unwrap();
 
         let reader = {
             let ring = ring.clone();
@@ -66,7 +72,9 @@ fn batch_read_is_exact_or_lapped_under_byte_budget_eviction() {
             })
         };
         for n in 1..3 {
-            writer.append(&[&frame(n)], TypeTag::of("t"), 0, 0).unwrap();
+            writer
+                .append(b"", &frame(n), TypeTag::of("t"), 0, 0)
+                .unwrap();
         }
         reader.join().unwrap();
     });
@@ -90,7 +98,9 @@ fn reader_sees_published_frames_in_order() {
             })
         };
         for n in 0..2 {
-            writer.append(&[&frame(n)], TypeTag::of("t"), 0, 0).unwrap();
+            writer
+                .append(b"", &frame(n), TypeTag::of("t"), 0, 0)
+                .unwrap();
         }
         reader.join().unwrap();
     });

@@ -28,7 +28,9 @@ fn publish_never_loses_a_parked_reader() {
                 ring.head() > 0
             })
         };
-        writer.append(&[b"data"], TypeTag::of("t"), 0, 0).unwrap();
+        writer
+            .append(b"id: 1\n", b"data", TypeTag::of("t"), 0, 0)
+            .unwrap();
         let kicked = signal.anyone_parked();
         let reader_saw_data = reader.join().unwrap();
         assert!(
