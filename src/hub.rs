@@ -269,7 +269,8 @@ impl Hub {
     pub fn with_config(mut config: HubConfig) -> Hub {
         config.capacity = config.capacity.max(2).next_power_of_two();
         config.max_bytes = config.max_bytes.max(64);
-        config.max_event_bytes = config.max_event_bytes.min(config.max_bytes);
+        // A frame may start mid-word: it needs up to one word more than its size.
+        config.max_event_bytes = config.max_event_bytes.min(config.max_bytes - 8);
         config.max_batch_frames = config.max_batch_frames.max(1);
         config.max_batch_bytes = config.max_batch_bytes.max(1);
         if config.keep_alive == Some(Duration::ZERO) {

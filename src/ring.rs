@@ -72,8 +72,8 @@ pub struct Lapped {
 /// Per-slot index of one frame. Written by the writer only; read racily by
 /// readers and validated through `tail`.
 struct Slot {
-    /// Byte position of the frame in the arena's infinite address space
-    /// (always a multiple of [`WORD`]).
+    /// Byte position of the frame in the arena's infinite address space.
+    /// Frames are packed: `position(s + 1) == position(s) + len(s)`.
     position: AtomicU64,
     /// Frame length in bytes.
     len: AtomicU64,
@@ -103,7 +103,8 @@ pub struct Ring {
     slot_mask: u64,
     arena: Box<[AtomicU64]>,
     arena_word_mask: u64,
-    /// Logical byte budget (padded frame bytes retained never exceed it).
+    /// Logical byte budget: the words spanned by retained frames never
+    /// exceed it (it is at most the arena's size).
     max_bytes: u64,
     head: CachePadded<AtomicU64>,
     tail: CachePadded<AtomicU64>,
@@ -150,7 +151,8 @@ pub struct BatchRead {
 
 impl Ring {
     /// A ring of `capacity` slots (rounded up to a power of two, at least 2)
-    /// holding at most `max_bytes` of frames (each frame padded to 8 bytes).
+    /// whose retained frames span at most `max_bytes` (rounded up to whole
+    /// words) of arena.
     ///
     /// # Panics
     ///
@@ -188,6 +190,7 @@ impl Ring {
             held: 0,
             last_timestamp: 0,
             scratch: Vec::new(),
+            last_word: 0,
         })
     }
 
@@ -196,7 +199,7 @@ impl Ring {
         self.slots.len()
     }
 
-    /// The byte budget (frames are counted padded to 8 bytes).
+    /// The byte budget (rounded up to whole words).
     pub fn max_bytes(&self) -> u64 {
         self.max_bytes
     }
@@ -283,20 +286,41 @@ impl Ring {
     fn copy_frame(&self, seq: u64, out: &mut Vec<u8>) {
         let slot = self.slot(seq);
         let position = slot.position.load(Ordering::Relaxed);
+        let len = slot.len.load(Ordering::Relaxed);
+        self.copy_bytes(position, len, out);
+    }
+
+    /// Appends the arena bytes `[start, start + len)` to `out` without
+    /// validating: whole words are loaded and stored into `out`'s spare
+    /// capacity, then the leading partial word is shifted away.
+    fn copy_bytes(&self, start: u64, len: u64, out: &mut Vec<u8>) {
         // A torn read can see any length; clamp it so the copy stays bounded.
         // Validation rejects such a copy afterwards.
-        let len = slot.len.load(Ordering::Relaxed).min(self.max_bytes) as usize;
-        let words = len.div_ceil(WORD);
-        let start = out.len();
-        out.reserve(words * WORD);
-        let first_word = position / WORD as u64;
-        for i in 0..words as u64 {
-            let index = ((first_word + i) & self.arena_word_mask) as usize;
-            debug_assert!(index < self.arena.len());
-            let word = self.arena[index].load(Ordering::Relaxed);
-            out.extend_from_slice(&word.to_ne_bytes());
+        let len = len.min(self.max_bytes) as usize;
+        if len == 0 {
+            return;
         }
-        out.truncate(start + len);
+        let skip = (start % WORD as u64) as usize;
+        let words = (skip + len).div_ceil(WORD);
+        let base = out.len();
+        out.reserve(words * WORD);
+        let first_word = start / WORD as u64;
+        let spare = &mut out.spare_capacity_mut()[..words * WORD];
+        for (i, dst) in spare.chunks_exact_mut(WORD).enumerate() {
+            let index = ((first_word + i as u64) & self.arena_word_mask) as usize;
+            debug_assert!(index < self.arena.len());
+            let bytes = self.arena[index].load(Ordering::Relaxed).to_ne_bytes();
+            for (dst, byte) in dst.iter_mut().zip(bytes) {
+                dst.write(byte);
+            }
+        }
+        // SAFETY: the loop above initialized the first `words * WORD` bytes
+        // of the spare capacity, which `reserve` made at least that long.
+        unsafe { out.set_len(base + words * WORD) };
+        if skip > 0 {
+            out.copy_within(base + skip..base + skip + len, base);
+        }
+        out.truncate(base + len);
     }
 
     /// Copies the frame of `seq` into `out` (appending) and returns its index
@@ -315,13 +339,12 @@ impl Ring {
         Ok(meta)
     }
 
-    /// Copies the frames in `[from, head)` that pass `accept`, up to
-    /// `max_frames` frames and about `max_bytes` bytes, into `out`. One
-    /// validation covers the whole batch.
-    ///
-    /// `accept` sees each frame's metadata before the batch is validated, so
-    /// it must not act on it beyond choosing (it may see torn values, which
-    /// validation then discards with the batch).
+    /// Copies the frames in `[from, head)` whose tag is in `tags` (all when
+    /// `tags` is empty), up to `max_frames` frames and about `max_bytes`
+    /// bytes, into `out`. Consecutive frames are contiguous in the arena, so
+    /// each run of accepted frames is one bulk copy; one validation covers
+    /// the whole batch (tags read before it may be torn, and then the batch
+    /// is discarded with them).
     ///
     /// # Errors
     ///
@@ -332,8 +355,8 @@ impl Ring {
         from: u64,
         max_frames: usize,
         max_bytes: usize,
+        tags: &[TypeTag],
         out: &mut Vec<u8>,
-        mut accept: impl FnMut(&FrameMeta) -> bool,
     ) -> Result<BatchRead, Lapped> {
         let head = self.head();
         if from >= head {
@@ -343,16 +366,28 @@ impl Ring {
             });
         }
         self.check_retained(from)?;
-        let start_len = out.len();
-        let mut seq = from;
-        let mut frames = 0;
-        while seq < head && frames < max_frames && out.len() - start_len < max_bytes {
-            let meta = self.meta_unvalidated(seq);
-            if accept(&meta) {
-                self.copy_frame(seq, out);
+        let (mut seq, mut frames, mut bytes) = (from, 0, 0u64);
+        let (mut run_start, mut run_len) = (0u64, 0u64);
+        while seq < head && frames < max_frames && bytes < max_bytes as u64 {
+            let slot = self.slot(seq);
+            let accepted =
+                tags.is_empty() || tags.contains(&TypeTag(slot.tag.load(Ordering::Relaxed)));
+            if accepted {
+                let len = slot.len.load(Ordering::Relaxed);
+                if run_len == 0 {
+                    run_start = slot.position.load(Ordering::Relaxed);
+                }
+                run_len += len;
+                bytes += len;
                 frames += 1;
+            } else if run_len > 0 {
+                self.copy_bytes(run_start, run_len, out);
+                run_len = 0;
             }
             seq += 1;
+        }
+        if run_len > 0 {
+            self.copy_bytes(run_start, run_len, out);
         }
         self.validate(from)?;
         Ok(BatchRead { next: seq, frames })
@@ -405,13 +440,16 @@ pub struct RingWriter {
     head: u64,
     /// Oldest retained sequence (mirror of `ring.tail`).
     tail: u64,
-    /// Arena byte position one past the newest frame (multiple of 8).
+    /// Arena byte position one past the newest frame.
     end: u64,
     /// Encoded bytes retained (mirror of `ring.held_bytes`).
     held: u64,
     last_timestamp: u64,
     /// The frame being appended, in whole words.
     scratch: Vec<u64>,
+    /// The last word written (its bytes before `end` belong to the newest
+    /// frame and are re-stored by the next append).
+    last_word: u64,
 }
 
 /// A frame too large for the ring's byte budget.
@@ -450,9 +488,11 @@ impl RingWriter {
         id_hash: u64,
     ) -> Result<u64, FrameTooLarge> {
         let len = header.len() + body.len();
-        let words = len.div_ceil(WORD);
-        let padded = (words * WORD) as u64;
-        if padded > self.ring.max_bytes {
+        // The frame starts mid-word after the previous one: its first word
+        // re-stores the previous frame's last bytes unchanged.
+        let skip = (self.end % WORD as u64) as usize;
+        let words = (skip + len).div_ceil(WORD);
+        if (len + WORD) as u64 > self.ring.max_bytes {
             return Err(FrameTooLarge {
                 size: len,
                 budget: self.ring.max_bytes,
@@ -463,7 +503,10 @@ impl RingWriter {
         let timestamp = timestamp.max(self.last_timestamp);
         self.last_timestamp = timestamp;
 
-        // 1. Evict what this frame's slot and bytes will overwrite.
+        // 1. Evict what this frame's slot and words will overwrite: every
+        // retained word must stay out of the words this frame writes, which
+        // alias the words `max_bytes` (<= arena size) below them.
+        let end_word = (self.end + len as u64).div_ceil(WORD as u64) * WORD as u64;
         let mut tail = self
             .tail
             .max((seq + 1).saturating_sub(ring.capacity() as u64));
@@ -471,7 +514,8 @@ impl RingWriter {
             self.held -= ring.slot(evicted).len.load(Ordering::Relaxed);
         }
         while tail < seq
-            && self.end + padded - ring.slot(tail).position.load(Ordering::Relaxed) > ring.max_bytes
+            && end_word - word_floor(ring.slot(tail).position.load(Ordering::Relaxed))
+                > ring.max_bytes
         {
             self.held -= ring.slot(tail).len.load(Ordering::Relaxed);
             tail += 1;
@@ -490,8 +534,9 @@ impl RingWriter {
         }
 
         // 2. Bytes and index, Relaxed: published by the head store below.
-        // Assemble the frame in whole words in the writer's scratch buffer,
-        // then store it word by word (two runs if it wraps the arena's end).
+        // Assemble the words in the writer's scratch buffer (the previous
+        // frame's bytes that share the first word, header, body, zero
+        // padding), then store them (two runs if they wrap the arena's end).
         if self.scratch.len() < words {
             self.scratch.resize(words, 0);
         }
@@ -500,11 +545,13 @@ impl RingWriter {
             *last = 0; // padding bytes
         }
         let bytes = words_as_bytes_mut(scratch);
-        bytes[..header.len()].copy_from_slice(header);
-        bytes[header.len()..len].copy_from_slice(body);
+        bytes[..skip].copy_from_slice(&self.last_word.to_ne_bytes()[..skip]);
+        bytes[skip..skip + header.len()].copy_from_slice(header);
+        bytes[skip + header.len()..skip + len].copy_from_slice(body);
+        self.last_word = scratch[words - 1];
         let start = ((self.end / WORD as u64) & ring.arena_word_mask) as usize;
         let first_run = words.min(ring.arena.len() - start);
-        let (run, wrapped) = self.scratch[..words].split_at(first_run);
+        let (run, wrapped) = scratch.split_at(first_run);
         for (cell, &word) in ring.arena[start..start + first_run].iter().zip(run) {
             cell.store(word, Ordering::Relaxed);
         }
@@ -517,7 +564,7 @@ impl RingWriter {
         slot.tag.store(tag.0, Ordering::Relaxed);
         slot.timestamp.store(timestamp, Ordering::Relaxed);
         slot.id_hash.store(id_hash, Ordering::Relaxed);
-        self.end += padded;
+        self.end += len as u64;
         self.held += len as u64;
         ring.held_bytes.store(self.held, Ordering::Relaxed);
 
@@ -526,6 +573,11 @@ impl RingWriter {
         ring.head.store(self.head, Ordering::Release);
         Ok(seq)
     }
+}
+
+/// `position` rounded down to a whole word.
+fn word_floor(position: u64) -> u64 {
+    position / WORD as u64 * WORD as u64
 }
 
 /// Views words as their bytes (native order), to assemble a frame in place.
@@ -657,17 +709,16 @@ mod tests {
                 .unwrap();
         }
         let mut out = Vec::new();
-        let even = TypeTag::of("even");
         let read = ring
-            .read_batch(0, 3, usize::MAX, &mut out, |meta| meta.tag == even)
+            .read_batch(0, 3, usize::MAX, &[TypeTag::of("even")], &mut out)
             .unwrap();
         assert_eq!(read, BatchRead { next: 5, frames: 3 });
         let expected: Vec<u8> = [0, 2, 4].iter().flat_map(|&n| frame(n, 16)).collect();
         assert_eq!(out, expected);
         out.clear();
-        let read = ring.read_batch(5, 100, 20, &mut out, |_| true).unwrap();
+        let read = ring.read_batch(5, 100, 20, &[], &mut out).unwrap();
         assert_eq!(read, BatchRead { next: 7, frames: 2 });
-        let read = ring.read_batch(10, 100, 20, &mut out, |_| true).unwrap();
+        let read = ring.read_batch(10, 100, 20, &[], &mut out).unwrap();
         assert_eq!(
             read,
             BatchRead {
@@ -713,7 +764,7 @@ mod tests {
                     let mut out = Vec::new();
                     while cursor < total {
                         out.clear();
-                        match ring.read_batch(cursor, 16, 4096, &mut out, |_| true) {
+                        match ring.read_batch(cursor, 16, 4096, &[], &mut out) {
                             Ok(read) => {
                                 let mut expected = Vec::new();
                                 for n in cursor..read.next {

@@ -57,11 +57,6 @@ impl Filter {
         }
         Ok(Filter { tags })
     }
-
-    #[inline]
-    fn accepts(&self, tag: TypeTag) -> bool {
-        self.tags.is_empty() || self.tags.contains(&tag)
-    }
 }
 
 /// One delivery from [`Subscription::recv`].
@@ -279,13 +274,12 @@ impl Subscription {
         let estimate = (available as usize).min(config.max_batch_frames) * 256;
         let mut buf = Vec::with_capacity(estimate.min(config.max_batch_bytes) + 256);
         loop {
-            let filter = &self.filter;
             match ring.read_batch(
                 self.cursor,
                 config.max_batch_frames,
                 config.max_batch_bytes,
+                &self.filter.tags,
                 &mut buf,
-                |meta| filter.accepts(meta.tag),
             ) {
                 Ok(read) if read.frames > 0 => {
                     self.cursor = read.next;
