@@ -27,6 +27,8 @@
 //! ```
 #![warn(missing_docs, unsafe_op_in_unsafe_fn)]
 
+#[cfg(not(loom))]
+mod batch_cache;
 pub mod clock;
 pub mod error;
 pub mod frame;

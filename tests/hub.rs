@@ -565,3 +565,30 @@ async fn many_producers_many_async_readers() {
             .unwrap();
     }
 }
+
+#[test]
+fn unfiltered_subscribers_at_one_position_share_batch_bytes() {
+    let hub = hub_with(64);
+    let mut a = hub.subscribe(SubscribeOptions::live()).unwrap();
+    let mut b = hub.subscribe(SubscribeOptions::live()).unwrap();
+    let mut filtered = hub
+        .subscribe(SubscribeOptions::live().types(["t"]))
+        .unwrap();
+    publish_n(&hub, 0..10);
+    let (Some(Delivery::Batch(first)), Some(Delivery::Batch(second))) =
+        (a.try_recv(), b.try_recv())
+    else {
+        panic!("expected batches")
+    };
+    assert_eq!(first, second);
+    assert_eq!(
+        first.bytes().as_ptr(),
+        second.bytes().as_ptr(),
+        "shared, not copied"
+    );
+    let Some(Delivery::Batch(own)) = filtered.try_recv() else {
+        panic!("expected a batch")
+    };
+    assert_eq!(own.bytes(), first.bytes());
+    assert_ne!(own.bytes().as_ptr(), first.bytes().as_ptr());
+}
