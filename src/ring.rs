@@ -114,6 +114,11 @@ pub struct Ring {
     /// Encoded bytes retained (sum of frame lengths in `[tail, head)`).
     held_bytes: CachePadded<AtomicU64>,
     writer_claimed: AtomicBool,
+    /// Direct-mapped hint from a caller id's fingerprint to the newest
+    /// sequence published with it (`seq + 1`, 0 = empty). Only a hint:
+    /// lookups confirm against the slot and the frame, and fall back to a
+    /// scan when another id took the bucket.
+    id_hints: Box<[AtomicU64]>,
 }
 
 impl std::fmt::Debug for Ring {
@@ -173,6 +178,7 @@ impl Ring {
             evicted_timestamp: AtomicU64::new(0),
             held_bytes: CachePadded::new(AtomicU64::new(0)),
             writer_claimed: AtomicBool::new(false),
+            id_hints: (0..capacity).map(|_| AtomicU64::new(0)).collect(),
         }
     }
 
@@ -421,14 +427,22 @@ impl Ring {
         Err(Lapped { missed: tail })
     }
 
-    /// Sequences in `[tail, head)`, newest first, whose id fingerprint is
-    /// `id_hash`. Values may be stale; confirm each with [`Ring::read`].
-    pub fn scan_id_hash(&self, id_hash: u64) -> impl Iterator<Item = u64> + '_ {
+    /// Sequences in `[tail, head)` whose id fingerprint is `id_hash`: first
+    /// the hinted one (O(1)), then all of them newest first (a scan, for
+    /// when another id took the hint's bucket). Values may be stale; confirm
+    /// each with [`Ring::read`].
+    pub fn find_id_hash(&self, id_hash: u64) -> impl Iterator<Item = u64> + '_ {
         let head = self.head();
         let tail = self.tail();
-        (tail..head)
-            .rev()
-            .filter(move |&seq| self.slot(seq).id_hash.load(Ordering::Relaxed) == id_hash)
+        let hinted = self.id_hints[(id_hash & self.slot_mask) as usize]
+            .load(Ordering::Relaxed)
+            .checked_sub(1)
+            .filter(|seq| (tail..head).contains(seq));
+        hinted.into_iter().chain(
+            (tail..head)
+                .rev()
+                .filter(move |&seq| self.slot(seq).id_hash.load(Ordering::Relaxed) == id_hash),
+        )
     }
 }
 
@@ -564,6 +578,9 @@ impl RingWriter {
         slot.tag.store(tag.0, Ordering::Relaxed);
         slot.timestamp.store(timestamp, Ordering::Relaxed);
         slot.id_hash.store(id_hash, Ordering::Relaxed);
+        if id_hash != 0 {
+            ring.id_hints[(id_hash & ring.slot_mask) as usize].store(seq + 1, Ordering::Relaxed);
+        }
         self.end += len as u64;
         self.held += len as u64;
         ring.held_bytes.store(self.held, Ordering::Relaxed);

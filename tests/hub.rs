@@ -592,3 +592,28 @@ fn unfiltered_subscribers_at_one_position_share_batch_bytes() {
     assert_eq!(own.bytes(), first.bytes());
     assert_ne!(own.bytes().as_ptr(), first.bytes().as_ptr());
 }
+
+#[test]
+fn custom_id_lookup_survives_hint_collisions_and_prefers_the_newest() {
+    // 8 ids into 8 hint buckets: collisions are certain to happen for some
+    // of them, and every lookup must still find the right event.
+    let hub = hub_with(8);
+    for n in 0..8 {
+        hub.publish(Event::new("t", n.to_string()).with_id(format!("k{n}")))
+            .unwrap();
+    }
+    for n in 0..8usize {
+        let mut sub = hub
+            .subscribe(SubscribeOptions::live().after_id(format!("k{n}")))
+            .unwrap();
+        let expected: Vec<String> = (n + 1..8).map(|m| m.to_string()).collect();
+        assert_eq!(drain_data(&mut sub), expected, "after k{n}");
+    }
+    // A repeated id resumes after its newest occurrence.
+    hub.publish(Event::new("t", "again").with_id("k3")).unwrap();
+    hub.publish(Event::new("t", "last")).unwrap();
+    let mut sub = hub
+        .subscribe(SubscribeOptions::live().after_id("k3"))
+        .unwrap();
+    assert_eq!(drain_data(&mut sub), ["last"]);
+}
