@@ -34,6 +34,8 @@ pub mod error;
 pub mod frame;
 #[cfg_attr(loom, allow(dead_code))]
 pub mod generation;
+#[cfg(all(feature = "http", not(loom)))]
+pub mod http;
 #[cfg(not(loom))]
 mod hub;
 #[cfg_attr(loom, allow(dead_code))]

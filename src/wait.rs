@@ -133,7 +133,11 @@ mod notifier {
 
         fn run(&self) {
             loop {
-                std::thread::park();
+                // Check before parking, not only after: the park token is
+                // not ours alone. The channel `recv` that handed us `self`
+                // may park this thread too, and an unpark from a publish that
+                // lands while it does is coalesced with the channel's own
+                // and consumed there. `pending` is the truth; park is sleep.
                 if self.signal.take_kick() {
                     self.notify.notify_waiters();
                 }
@@ -142,6 +146,7 @@ mod notifier {
                     self.notify.notify_waiters();
                     return;
                 }
+                std::thread::park();
             }
         }
 
@@ -164,6 +169,34 @@ mod notifier {
         pub(crate) fn stop(&self) {
             self.stop.store(true, Ordering::Release);
             self.thread.unpark();
+        }
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use std::time::Duration;
+
+    use crate::{Delivery, Event, Hub, HubConfig, SubscribeOptions};
+
+    /// Regression: a publish right after the hub was built could lose its
+    /// kick when the notifier thread's start-up `recv` consumed the unpark,
+    /// leaving `pending` set and every later wake-up of that hub lost.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_publish_right_after_start_wakes_the_reader() {
+        for round in 0..1000 {
+            let hub = Hub::with_config(HubConfig {
+                keep_alive: None,
+                ..HubConfig::default()
+            });
+            let mut subscription = hub.subscribe(SubscribeOptions::live()).unwrap();
+            let reader = tokio::spawn(async move { subscription.recv().await });
+            tokio::task::yield_now().await;
+            hub.publish(Event::new("t", "x")).unwrap();
+            match tokio::time::timeout(Duration::from_secs(2), reader).await {
+                Ok(Ok(Delivery::Batch(_))) => {}
+                other => panic!("round {round}: {other:?}"),
+            }
         }
     }
 }
