@@ -10,6 +10,7 @@
 pub mod error;
 pub mod frame;
 pub(crate) mod loom;
+pub mod parse;
 pub mod tag;
 
 pub use error::{EndReason, EventError, GoneReason, PublishError, SubscribeError};
