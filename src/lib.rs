@@ -10,6 +10,8 @@
 pub mod error;
 pub mod frame;
 pub(crate) mod loom;
+#[cfg(feature = "http")]
+pub mod load;
 pub mod parse;
 pub mod tag;
 

@@ -343,20 +343,16 @@ impl Parser {
                 self.data.push_str(&String::from_utf8_lossy(value));
                 self.data.push('\n');
             }
-            b"id" => {
-                if !value.contains(&0) {
-                    self.last_event_id.clear();
-                    self.last_event_id.push_str(&String::from_utf8_lossy(value));
-                }
+            b"id" if !value.contains(&0) => {
+                self.last_event_id.clear();
+                self.last_event_id.push_str(&String::from_utf8_lossy(value));
             }
-            b"retry" => {
-                if !value.is_empty() && value.iter().all(u8::is_ascii_digit) {
-                    let millis = value.iter().fold(0u64, |acc, &digit| {
-                        acc.saturating_mul(10)
-                            .saturating_add(u64::from(digit - b'0'))
-                    });
-                    self.items.push_back(Item::Retry(millis));
-                }
+            b"retry" if !value.is_empty() && value.iter().all(u8::is_ascii_digit) => {
+                let millis = value.iter().fold(0u64, |acc, &digit| {
+                    acc.saturating_mul(10)
+                        .saturating_add(u64::from(digit - b'0'))
+                });
+                self.items.push_back(Item::Retry(millis));
             }
             _ => {}
         }

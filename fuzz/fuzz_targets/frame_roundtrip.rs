@@ -61,7 +61,11 @@ fuzz_target!(|input: Input| {
         wire.push(b'\n');
     }
     wire.extend_from_slice(encoded.body());
-    assert!(wire.len() <= limit, "{} bytes over the {limit} limit", wire.len());
+    assert!(
+        wire.len() <= limit,
+        "{} bytes over the {limit} limit",
+        wire.len()
+    );
 
     let mut cuts: Vec<usize> = input
         .cuts
@@ -72,7 +76,9 @@ fuzz_target!(|input: Input| {
     let mut parser = Parser::new();
     let mut start = 0;
     for cut in cuts.into_iter().chain([wire.len()]) {
-        parser.feed(&wire[start..cut]).expect("encoder output within parser limits");
+        parser
+            .feed(&wire[start..cut])
+            .expect("encoder output within parser limits");
         start = cut;
     }
     let items: Vec<Item> = std::iter::from_fn(|| parser.next_item()).collect();
