@@ -50,6 +50,9 @@ mod report;
 mod subscriber;
 mod target;
 
+#[cfg(test)]
+mod end_to_end;
+
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
