@@ -120,10 +120,12 @@ async fn serve(mut stream: TcpStream, hub: Arc<Hub>) {
             if buf.len() > MAX_HEAD {
                 return;
             }
-            let mut chunk = [0u8; 4096];
-            match stream.read(&mut chunk).await {
+            // Read into the Vec's spare capacity: no buffer in the future's
+            // state, so an idle subscriber costs only what it must.
+            buf.reserve(4096);
+            match stream.read_buf(&mut buf).await {
                 Ok(0) | Err(_) => return,
-                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                Ok(_) => {}
             }
         };
         let Some(request) = std::str::from_utf8(&buf[..head_end])
@@ -141,6 +143,7 @@ async fn serve(mut stream: TcpStream, hub: Arc<Hub>) {
                 }
                 continue;
             }
+            drop(buf);
             return subscribe(stream, &hub).await;
         }
         if request.content_length > MAX_BODY {
@@ -148,10 +151,10 @@ async fn serve(mut stream: TcpStream, hub: Arc<Hub>) {
             return;
         }
         while buf.len() < request.content_length {
-            let mut chunk = [0u8; 16 * 1024];
-            match stream.read(&mut chunk).await {
+            buf.reserve(request.content_length - buf.len());
+            match stream.read_buf(&mut buf).await {
                 Ok(0) | Err(_) => return,
-                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                Ok(_) => {}
             }
         }
         let body: Vec<u8> = buf.drain(..request.content_length).collect();
@@ -236,7 +239,7 @@ async fn subscribe(mut stream: TcpStream, hub: &Hub) {
     hub.subscribers.lock().push(tx);
     let (mut read, mut write) = stream.into_split();
     let mut queued = Vec::with_capacity(64);
-    let mut scratch = [0u8; 1024];
+    let mut scratch = [0u8; 64];
     let mut out = BytesMut::new();
     loop {
         tokio::select! {

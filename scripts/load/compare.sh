@@ -23,7 +23,7 @@ echo "compare: building release (ssehub, examples)"
 cargo build --release --bin ssehub --examples >/dev/null
 
 # The load generator: `ssehub load` once the lead wires it, else the example.
-if target/release/ssehub load --help >/dev/null 2>&1; then
+if target/release/ssehub load --help 2>/dev/null | grep -q -- --connections; then
     load=(target/release/ssehub load)
 else
     load=(target/release/examples/load)
@@ -72,6 +72,10 @@ run_one() { # name port command...
         --duration "$duration" --server-pid "$server_pid" --json ${LOAD_FLAGS:-} \
         >"$out/$name.json" 2>"$out/$name.load.log" \
         || { echo "compare: load run against $name failed:" >&2; tail -n 3 "$out/$name.load.log" >&2; }
+    # Server CPU seconds (user + system) over its whole life: on a shared
+    # machine, frames per CPU-second is steadier than frames per second.
+    awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f\n", ($14 + $15) / hz }' \
+        "/proc/$server_pid/stat" >"$out/$name.cpu" 2>/dev/null || true
     cleanup
     server_pid=""
 }
@@ -80,7 +84,21 @@ run_one ssehub 18180 target/release/ssehub serve --listen 127.0.0.1:18180 --admi
 run_one baseline 18181 target/release/examples/baseline --listen 127.0.0.1:18181 --admin-token "$token"
 run_one limit 18182 target/release/examples/limit --listen 127.0.0.1:18182 --admin-token "$token"
 
-field() { # file jq-path
+field() { # file jq-path ("cpu" and "per_cpu" read the .cpu file)
+    local cpu_file="${1%.json}.cpu"
+    if [[ "$2" == cpu ]]; then
+        cat "$cpu_file" 2>/dev/null || echo "-"
+        return
+    fi
+    if [[ "$2" == per_cpu ]]; then
+        if [[ -s "$1" && -s "$cpu_file" ]]; then
+            jq -r --arg cpu "$(cat "$cpu_file")" \
+                'if ($cpu | tonumber) > 0 then (.delivered / ($cpu | tonumber) | round) else "-" end' "$1"
+        else
+            echo "-"
+        fi
+        return
+    fi
     if [[ -s "$1" ]]; then
         jq -r "$2 // \"-\" | if type == \"number\" then (. * 10 | round / 10) else . end" "$1" 2>/dev/null || echo "-"
     else
@@ -104,7 +122,9 @@ for row in \
     "ended by server:.ended_by_server" \
     "connect errors:.connect_errors" \
     "publish errors:.publish_errors" \
-    "rss/conn bytes:.rss.per_connection_bytes"; do
+    "rss/conn bytes:.rss.per_connection_bytes" \
+    "server cpu s:cpu" \
+    "frames per cpu-s:per_cpu"; do
     label="${row%%:*}"
     path="${row#*:}"
     printf '%-22s %14s %14s %14s\n' "$label" \
