@@ -40,7 +40,10 @@ pub mod http;
 mod hub;
 #[cfg_attr(loom, allow(dead_code))]
 mod id;
+#[cfg(feature = "http")]
+pub mod load;
 pub(crate) mod loom;
+pub mod parse;
 #[cfg(not(loom))]
 mod resume;
 pub mod ring;
