@@ -36,6 +36,9 @@ pub struct Generation {
     pub(crate) active_subscribers: CachePadded<AtomicUsize>,
     pub(crate) total_subscribers: AtomicU64,
     pub(crate) lagged_disconnects: AtomicU64,
+    /// Batches shared between unfiltered subscribers at the same cursor.
+    #[cfg(not(loom))]
+    pub(crate) batches: crate::batch_cache::BatchCache,
 }
 
 impl Generation {
@@ -50,6 +53,8 @@ impl Generation {
             active_subscribers: CachePadded::new(AtomicUsize::new(0)),
             total_subscribers: AtomicU64::new(0),
             lagged_disconnects: AtomicU64::new(0),
+            #[cfg(not(loom))]
+            batches: Default::default(),
         }
     }
 

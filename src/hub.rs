@@ -31,7 +31,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::error::{EndReason, EventError, PublishError, SubscribeError};
 use crate::frame::{EncodedEvent, Event, ID_PREFIX};
 use crate::generation::Generation;
-use crate::id::{self, MAX_AUTO_ID_LEN};
+use crate::id::{self, AutoIdLine, MAX_AUTO_ID_LEN};
 use crate::resume::{self, Resume};
 use crate::ring::{Ring, RingWriter};
 use crate::subscription::{Filter, Subscription};
@@ -134,15 +134,23 @@ pub struct RingStats {
 pub(crate) struct WriterCore {
     generation: Arc<Generation>,
     ring: RingWriter,
+    /// `id: <auto id>\n` of the next sequence, kept formatted.
+    auto_id_line: AutoIdLine,
+    /// `id: <caller id>\n` for events that bring their own id.
+    custom_id_line: Vec<u8>,
 }
 
 impl WriterCore {
     fn new(generation: Arc<Generation>) -> WriterCore {
-        let ring = generation
-            .ring
-            .writer()
+        let ring = Ring::claim_writer(&generation.ring)
             .expect("a fresh generation's ring has no writer yet");
-        WriterCore { generation, ring }
+        let auto_id_line = AutoIdLine::new(generation.token, ring.next_seq());
+        WriterCore {
+            generation,
+            ring,
+            auto_id_line,
+            custom_id_line: Vec::new(),
+        }
     }
 
     /// Moves to the current generation if a reset happened.
@@ -164,15 +172,19 @@ impl WriterCore {
     /// Appends one encoded event; the caller then calls `publish_done`.
     #[inline]
     fn append(&mut self, event: &EncodedEvent, now: u64) -> Result<Published, PublishError> {
-        let mut auto = [0u8; MAX_AUTO_ID_LEN];
         let seq = self.ring.next_seq();
-        let (id, id_hash) = match event.id() {
-            Some(custom) => (custom.as_bytes(), fnv1a(custom.as_bytes()).max(1)),
-            None => (id::format_auto_id(self.generation.token, seq, &mut auto), 0),
+        let (id_line, id_hash) = match event.id() {
+            Some(custom) => {
+                self.custom_id_line.clear();
+                self.custom_id_line.extend_from_slice(ID_PREFIX);
+                self.custom_id_line.extend_from_slice(custom.as_bytes());
+                self.custom_id_line.push(b'\n');
+                (&self.custom_id_line[..], fnv1a(custom.as_bytes()).max(1))
+            }
+            None => (self.auto_id_line.line(seq), 0),
         };
-        let parts: [&[u8]; 4] = [ID_PREFIX, id, b"\n", event.body()];
         self.ring
-            .append(&parts, event.tag(), now, id_hash)
+            .append(id_line, event.body(), event.tag(), now, id_hash)
             .map_err(|too_large| {
                 PublishError::Event(EventError::TooLarge {
                     size: too_large.size,
@@ -257,7 +269,8 @@ impl Hub {
     pub fn with_config(mut config: HubConfig) -> Hub {
         config.capacity = config.capacity.max(2).next_power_of_two();
         config.max_bytes = config.max_bytes.max(64);
-        config.max_event_bytes = config.max_event_bytes.min(config.max_bytes);
+        // A frame may start mid-word: it needs up to one word more than its size.
+        config.max_event_bytes = config.max_event_bytes.min(config.max_bytes - 8);
         config.max_batch_frames = config.max_batch_frames.max(1);
         config.max_batch_bytes = config.max_batch_bytes.max(1);
         if config.keep_alive == Some(Duration::ZERO) {

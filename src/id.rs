@@ -44,6 +44,74 @@ pub(crate) fn format_auto_id(token: u64, seq: u64, buf: &mut [u8; MAX_AUTO_ID_LE
     &buf[..end]
 }
 
+/// The writer's `id: <token>-<number>\n` line, kept formatted: moving to
+/// the next sequence increments the decimal digits in place instead of
+/// formatting the whole id again.
+#[derive(Debug, Clone)]
+pub(crate) struct AutoIdLine {
+    buf: [u8; AUTO_ID_LINE_MAX],
+    len: usize,
+    seq: u64,
+}
+
+/// `id: ` + the longest auto id + `\n`.
+const AUTO_ID_LINE_MAX: usize = 4 + MAX_AUTO_ID_LEN + 1;
+/// Where the decimal number starts in the line.
+const NUMBER_START: usize = 4 + TOKEN_DIGITS + 1;
+
+impl AutoIdLine {
+    /// The line for (`token`, `seq`).
+    pub(crate) fn new(token: u64, seq: u64) -> AutoIdLine {
+        let mut line = AutoIdLine {
+            buf: [0; AUTO_ID_LINE_MAX],
+            len: 0,
+            seq,
+        };
+        line.buf[..4].copy_from_slice(crate::frame::ID_PREFIX);
+        let mut id = [0u8; MAX_AUTO_ID_LEN];
+        let id = format_auto_id(token, seq, &mut id);
+        line.buf[4..4 + id.len()].copy_from_slice(id);
+        line.buf[4 + id.len()] = b'\n';
+        line.len = 4 + id.len() + 1;
+        line
+    }
+
+    /// The line for `seq` of the same generation.
+    #[inline]
+    pub(crate) fn line(&mut self, seq: u64) -> &[u8] {
+        if seq == self.seq + 1 && self.increment() {
+            self.seq = seq;
+        } else if seq != self.seq {
+            self.rewrite_number(seq);
+        }
+        &self.buf[..self.len]
+    }
+
+    /// Adds one to the number in place; false if it needs one more digit.
+    #[inline]
+    fn increment(&mut self) -> bool {
+        let digits = &mut self.buf[NUMBER_START..self.len - 1];
+        for digit in digits.iter_mut().rev() {
+            if *digit == b'9' {
+                *digit = b'0';
+            } else {
+                *digit += 1;
+                return true;
+            }
+        }
+        false
+    }
+
+    fn rewrite_number(&mut self, seq: u64) {
+        let mut digits = crate::frame::itoa_buf();
+        let number = crate::frame::format_u64(&mut digits, seq + 1);
+        self.buf[NUMBER_START..NUMBER_START + number.len()].copy_from_slice(number);
+        self.len = NUMBER_START + number.len() + 1;
+        self.buf[self.len - 1] = b'\n';
+        self.seq = seq;
+    }
+}
+
 /// The auto id of (`token`, `seq`) as a `String`.
 pub(crate) fn auto_id(token: u64, seq: u64) -> String {
     let mut buf = [0u8; MAX_AUTO_ID_LEN];
@@ -109,6 +177,16 @@ mod tests {
         }
         assert!(looks_like_auto_id("0000000000000ABC-1"));
         assert!(!looks_like_auto_id("order-17"));
+    }
+
+    #[test]
+    fn id_line_follows_the_sequence() {
+        let token = 0xfeed;
+        let mut line = AutoIdLine::new(token, 0);
+        for seq in (0..1_200).chain([5, 99_999, 100_000, 7, u64::MAX - 2, u64::MAX - 1]) {
+            let expected = format!("id: {}\n", auto_id(token, seq));
+            assert_eq!(line.line(seq), expected.as_bytes(), "seq {seq}");
+        }
     }
 
     #[test]

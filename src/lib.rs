@@ -27,16 +27,23 @@
 //! ```
 #![warn(missing_docs, unsafe_op_in_unsafe_fn)]
 
+#[cfg(not(loom))]
+mod batch_cache;
 pub mod clock;
 pub mod error;
 pub mod frame;
+#[cfg_attr(loom, allow(dead_code))]
 pub mod generation;
 #[cfg(all(feature = "http", not(loom)))]
 pub mod http;
 #[cfg(not(loom))]
 mod hub;
+#[cfg_attr(loom, allow(dead_code))]
 mod id;
+#[cfg(feature = "http")]
+pub mod load;
 pub(crate) mod loom;
+pub mod parse;
 #[cfg(not(loom))]
 mod resume;
 pub mod ring;

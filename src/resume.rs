@@ -4,9 +4,11 @@
 //! Rules (DESIGN.md §3):
 //! - **After an id** (exclusive). An auto id of this generation maps straight
 //!   to a sequence, O(1). An auto id of another generation is `Gone`. A
-//!   caller-supplied id is looked up among the retained events by its
-//!   fingerprint (newest first, each candidate confirmed against the frame's
-//!   own `id:` line); not retained is `Gone`. An auto id newer than anything
+//!   caller-supplied id is looked up by its fingerprint: the ring's hint
+//!   table gives the newest sequence with it in O(1), confirmed against the
+//!   frame's own `id:` line; when another id took the hint's bucket, a scan
+//!   of the retained fingerprints (newest first) finds it. Not retained is
+//!   `Gone`. An auto id newer than anything
 //!   published means "live from now". An empty id counts as absent.
 //! - **From a timestamp** (inclusive). `Gone` only if this generation has
 //!   overwritten an event with a timestamp at or after it (a gap is then
@@ -85,7 +87,7 @@ fn find_custom_id(generation: &Generation, id: &str) -> Option<u64> {
     let ring = &generation.ring;
     let hash = fnv1a(id.as_bytes()).max(1);
     let mut frame = Vec::new();
-    for seq in ring.scan_id_hash(hash) {
+    for seq in ring.find_id_hash(hash) {
         frame.clear();
         if ring.read(seq, &mut frame).is_ok() && frame_id(&frame) == Some(id) {
             return Some(seq);

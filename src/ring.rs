@@ -72,8 +72,8 @@ pub struct Lapped {
 /// Per-slot index of one frame. Written by the writer only; read racily by
 /// readers and validated through `tail`.
 struct Slot {
-    /// Byte position of the frame in the arena's infinite address space
-    /// (always a multiple of [`WORD`]).
+    /// Byte position of the frame in the arena's infinite address space.
+    /// Frames are packed: `position(s + 1) == position(s) + len(s)`.
     position: AtomicU64,
     /// Frame length in bytes.
     len: AtomicU64,
@@ -103,7 +103,8 @@ pub struct Ring {
     slot_mask: u64,
     arena: Box<[AtomicU64]>,
     arena_word_mask: u64,
-    /// Logical byte budget (padded frame bytes retained never exceed it).
+    /// Logical byte budget: the words spanned by retained frames never
+    /// exceed it (it is at most the arena's size).
     max_bytes: u64,
     head: CachePadded<AtomicU64>,
     tail: CachePadded<AtomicU64>,
@@ -113,6 +114,11 @@ pub struct Ring {
     /// Encoded bytes retained (sum of frame lengths in `[tail, head)`).
     held_bytes: CachePadded<AtomicU64>,
     writer_claimed: AtomicBool,
+    /// Direct-mapped hint from a caller id's fingerprint to the newest
+    /// sequence published with it (`seq + 1`, 0 = empty). Only a hint:
+    /// lookups confirm against the slot and the frame, and fall back to a
+    /// scan when another id took the bucket.
+    id_hints: Box<[AtomicU64]>,
 }
 
 impl std::fmt::Debug for Ring {
@@ -150,7 +156,8 @@ pub struct BatchRead {
 
 impl Ring {
     /// A ring of `capacity` slots (rounded up to a power of two, at least 2)
-    /// holding at most `max_bytes` of frames (each frame padded to 8 bytes).
+    /// whose retained frames span at most `max_bytes` (rounded up to whole
+    /// words) of arena.
     ///
     /// # Panics
     ///
@@ -171,22 +178,25 @@ impl Ring {
             evicted_timestamp: AtomicU64::new(0),
             held_bytes: CachePadded::new(AtomicU64::new(0)),
             writer_claimed: AtomicBool::new(false),
+            id_hints: (0..capacity).map(|_| AtomicU64::new(0)).collect(),
         }
     }
 
     /// Claims the ring's one writer. Returns `None` if it was already claimed.
-    pub fn writer(self: &crate::loom::Arc<Self>) -> Option<RingWriter> {
+    pub fn claim_writer(ring: &crate::loom::Arc<Ring>) -> Option<RingWriter> {
         // AcqRel: a second claimer must not proceed; no data is published here.
-        if self.writer_claimed.swap(true, Ordering::AcqRel) {
+        if ring.writer_claimed.swap(true, Ordering::AcqRel) {
             return None;
         }
         Some(RingWriter {
-            ring: self.clone(),
-            head: self.head.load(Ordering::Relaxed),
-            tail: self.tail.load(Ordering::Relaxed),
+            ring: ring.clone(),
+            head: ring.head.load(Ordering::Relaxed),
+            tail: ring.tail.load(Ordering::Relaxed),
             end: 0,
             held: 0,
             last_timestamp: 0,
+            scratch: Vec::new(),
+            last_word: 0,
         })
     }
 
@@ -195,7 +205,7 @@ impl Ring {
         self.slots.len()
     }
 
-    /// The byte budget (frames are counted padded to 8 bytes).
+    /// The byte budget (rounded up to whole words).
     pub fn max_bytes(&self) -> u64 {
         self.max_bytes
     }
@@ -282,20 +292,41 @@ impl Ring {
     fn copy_frame(&self, seq: u64, out: &mut Vec<u8>) {
         let slot = self.slot(seq);
         let position = slot.position.load(Ordering::Relaxed);
+        let len = slot.len.load(Ordering::Relaxed);
+        self.copy_bytes(position, len, out);
+    }
+
+    /// Appends the arena bytes `[start, start + len)` to `out` without
+    /// validating: whole words are loaded and stored into `out`'s spare
+    /// capacity, then the leading partial word is shifted away.
+    fn copy_bytes(&self, start: u64, len: u64, out: &mut Vec<u8>) {
         // A torn read can see any length; clamp it so the copy stays bounded.
         // Validation rejects such a copy afterwards.
-        let len = slot.len.load(Ordering::Relaxed).min(self.max_bytes) as usize;
-        let words = len.div_ceil(WORD);
-        let start = out.len();
-        out.reserve(words * WORD);
-        let first_word = position / WORD as u64;
-        for i in 0..words as u64 {
-            let index = ((first_word + i) & self.arena_word_mask) as usize;
-            debug_assert!(index < self.arena.len());
-            let word = self.arena[index].load(Ordering::Relaxed);
-            out.extend_from_slice(&word.to_ne_bytes());
+        let len = len.min(self.max_bytes) as usize;
+        if len == 0 {
+            return;
         }
-        out.truncate(start + len);
+        let skip = (start % WORD as u64) as usize;
+        let words = (skip + len).div_ceil(WORD);
+        let base = out.len();
+        out.reserve(words * WORD);
+        let first_word = start / WORD as u64;
+        let spare = &mut out.spare_capacity_mut()[..words * WORD];
+        for (i, dst) in spare.chunks_exact_mut(WORD).enumerate() {
+            let index = ((first_word + i as u64) & self.arena_word_mask) as usize;
+            debug_assert!(index < self.arena.len());
+            let bytes = self.arena[index].load(Ordering::Relaxed).to_ne_bytes();
+            for (dst, byte) in dst.iter_mut().zip(bytes) {
+                dst.write(byte);
+            }
+        }
+        // SAFETY: the loop above initialized the first `words * WORD` bytes
+        // of the spare capacity, which `reserve` made at least that long.
+        unsafe { out.set_len(base + words * WORD) };
+        if skip > 0 {
+            out.copy_within(base + skip..base + skip + len, base);
+        }
+        out.truncate(base + len);
     }
 
     /// Copies the frame of `seq` into `out` (appending) and returns its index
@@ -314,13 +345,12 @@ impl Ring {
         Ok(meta)
     }
 
-    /// Copies the frames in `[from, head)` that pass `accept`, up to
-    /// `max_frames` frames and about `max_bytes` bytes, into `out`. One
-    /// validation covers the whole batch.
-    ///
-    /// `accept` sees each frame's metadata before the batch is validated, so
-    /// it must not act on it beyond choosing (it may see torn values, which
-    /// validation then discards with the batch).
+    /// Copies the frames in `[from, head)` whose tag is in `tags` (all when
+    /// `tags` is empty), up to `max_frames` frames and about `max_bytes`
+    /// bytes, into `out`. Consecutive frames are contiguous in the arena, so
+    /// each run of accepted frames is one bulk copy; one validation covers
+    /// the whole batch (tags read before it may be torn, and then the batch
+    /// is discarded with them).
     ///
     /// # Errors
     ///
@@ -331,8 +361,8 @@ impl Ring {
         from: u64,
         max_frames: usize,
         max_bytes: usize,
+        tags: &[TypeTag],
         out: &mut Vec<u8>,
-        mut accept: impl FnMut(&FrameMeta) -> bool,
     ) -> Result<BatchRead, Lapped> {
         let head = self.head();
         if from >= head {
@@ -342,16 +372,28 @@ impl Ring {
             });
         }
         self.check_retained(from)?;
-        let start_len = out.len();
-        let mut seq = from;
-        let mut frames = 0;
-        while seq < head && frames < max_frames && out.len() - start_len < max_bytes {
-            let meta = self.meta_unvalidated(seq);
-            if accept(&meta) {
-                self.copy_frame(seq, out);
+        let (mut seq, mut frames, mut bytes) = (from, 0, 0u64);
+        let (mut run_start, mut run_len) = (0u64, 0u64);
+        while seq < head && frames < max_frames && bytes < max_bytes as u64 {
+            let slot = self.slot(seq);
+            let accepted =
+                tags.is_empty() || tags.contains(&TypeTag(slot.tag.load(Ordering::Relaxed)));
+            if accepted {
+                let len = slot.len.load(Ordering::Relaxed);
+                if run_len == 0 {
+                    run_start = slot.position.load(Ordering::Relaxed);
+                }
+                run_len += len;
+                bytes += len;
                 frames += 1;
+            } else if run_len > 0 {
+                self.copy_bytes(run_start, run_len, out);
+                run_len = 0;
             }
             seq += 1;
+        }
+        if run_len > 0 {
+            self.copy_bytes(run_start, run_len, out);
         }
         self.validate(from)?;
         Ok(BatchRead { next: seq, frames })
@@ -385,14 +427,22 @@ impl Ring {
         Err(Lapped { missed: tail })
     }
 
-    /// Sequences in `[tail, head)`, newest first, whose id fingerprint is
-    /// `id_hash`. Values may be stale; confirm each with [`Ring::read`].
-    pub fn scan_id_hash(&self, id_hash: u64) -> impl Iterator<Item = u64> + '_ {
+    /// Sequences in `[tail, head)` whose id fingerprint is `id_hash`: first
+    /// the hinted one (O(1)), then all of them newest first (a scan, for
+    /// when another id took the hint's bucket). Values may be stale; confirm
+    /// each with [`Ring::read`].
+    pub fn find_id_hash(&self, id_hash: u64) -> impl Iterator<Item = u64> + '_ {
         let head = self.head();
         let tail = self.tail();
-        (tail..head)
-            .rev()
-            .filter(move |&seq| self.slot(seq).id_hash.load(Ordering::Relaxed) == id_hash)
+        let hinted = self.id_hints[(id_hash & self.slot_mask) as usize]
+            .load(Ordering::Relaxed)
+            .checked_sub(1)
+            .filter(|seq| (tail..head).contains(seq));
+        hinted.into_iter().chain(
+            (tail..head)
+                .rev()
+                .filter(move |&seq| self.slot(seq).id_hash.load(Ordering::Relaxed) == id_hash),
+        )
     }
 }
 
@@ -404,11 +454,16 @@ pub struct RingWriter {
     head: u64,
     /// Oldest retained sequence (mirror of `ring.tail`).
     tail: u64,
-    /// Arena byte position one past the newest frame (multiple of 8).
+    /// Arena byte position one past the newest frame.
     end: u64,
     /// Encoded bytes retained (mirror of `ring.held_bytes`).
     held: u64,
     last_timestamp: u64,
+    /// The frame being appended, in whole words.
+    scratch: Vec<u64>,
+    /// The last word written (its bytes before `end` belong to the newest
+    /// frame and are re-stored by the next append).
+    last_word: u64,
 }
 
 /// A frame too large for the ring's byte budget.
@@ -431,7 +486,7 @@ impl RingWriter {
         self.head
     }
 
-    /// Appends one frame made of `parts` (concatenated), returning its
+    /// Appends one frame, `header` followed by `body`, returning its
     /// sequence number. Timestamps are clamped to be non-decreasing.
     ///
     /// # Errors
@@ -440,14 +495,18 @@ impl RingWriter {
     /// is written then.
     pub fn append(
         &mut self,
-        parts: &[&[u8]],
+        header: &[u8],
+        body: &[u8],
         tag: TypeTag,
         timestamp: u64,
         id_hash: u64,
     ) -> Result<u64, FrameTooLarge> {
-        let len: usize = parts.iter().map(|part| part.len()).sum();
-        let padded = len.div_ceil(WORD) as u64 * WORD as u64;
-        if padded > self.ring.max_bytes {
+        let len = header.len() + body.len();
+        // The frame starts mid-word after the previous one: its first word
+        // re-stores the previous frame's last bytes unchanged.
+        let skip = (self.end % WORD as u64) as usize;
+        let words = (skip + len).div_ceil(WORD);
+        if (len + WORD) as u64 > self.ring.max_bytes {
             return Err(FrameTooLarge {
                 size: len,
                 budget: self.ring.max_bytes,
@@ -458,7 +517,10 @@ impl RingWriter {
         let timestamp = timestamp.max(self.last_timestamp);
         self.last_timestamp = timestamp;
 
-        // 1. Evict what this frame's slot and bytes will overwrite.
+        // 1. Evict what this frame's slot and words will overwrite: every
+        // retained word must stay out of the words this frame writes, which
+        // alias the words `max_bytes` (<= arena size) below them.
+        let end_word = (self.end + len as u64).div_ceil(WORD as u64) * WORD as u64;
         let mut tail = self
             .tail
             .max((seq + 1).saturating_sub(ring.capacity() as u64));
@@ -466,7 +528,8 @@ impl RingWriter {
             self.held -= ring.slot(evicted).len.load(Ordering::Relaxed);
         }
         while tail < seq
-            && self.end + padded - ring.slot(tail).position.load(Ordering::Relaxed) > ring.max_bytes
+            && end_word - word_floor(ring.slot(tail).position.load(Ordering::Relaxed))
+                > ring.max_bytes
         {
             self.held -= ring.slot(tail).len.load(Ordering::Relaxed);
             tail += 1;
@@ -485,24 +548,29 @@ impl RingWriter {
         }
 
         // 2. Bytes and index, Relaxed: published by the head store below.
-        let first_word = self.end / WORD as u64;
-        let mut word_index = first_word;
-        let mut pending = [0u8; WORD];
-        let mut filled = 0;
-        for part in parts {
-            for &byte in *part {
-                pending[filled] = byte;
-                filled += 1;
-                if filled == WORD {
-                    self.store_word(word_index, u64::from_ne_bytes(pending));
-                    word_index += 1;
-                    filled = 0;
-                }
-            }
+        // Assemble the words in the writer's scratch buffer (the previous
+        // frame's bytes that share the first word, header, body, zero
+        // padding), then store them (two runs if they wrap the arena's end).
+        if self.scratch.len() < words {
+            self.scratch.resize(words, 0);
         }
-        if filled > 0 {
-            pending[filled..].fill(0);
-            self.store_word(word_index, u64::from_ne_bytes(pending));
+        let scratch = &mut self.scratch[..words];
+        if let Some(last) = scratch.last_mut() {
+            *last = 0; // padding bytes
+        }
+        let bytes = words_as_bytes_mut(scratch);
+        bytes[..skip].copy_from_slice(&self.last_word.to_ne_bytes()[..skip]);
+        bytes[skip..skip + header.len()].copy_from_slice(header);
+        bytes[skip + header.len()..skip + len].copy_from_slice(body);
+        self.last_word = scratch[words - 1];
+        let start = ((self.end / WORD as u64) & ring.arena_word_mask) as usize;
+        let first_run = words.min(ring.arena.len() - start);
+        let (run, wrapped) = scratch.split_at(first_run);
+        for (cell, &word) in ring.arena[start..start + first_run].iter().zip(run) {
+            cell.store(word, Ordering::Relaxed);
+        }
+        for (cell, &word) in ring.arena.iter().zip(wrapped) {
+            cell.store(word, Ordering::Relaxed);
         }
         let slot = ring.slot(seq);
         slot.position.store(self.end, Ordering::Relaxed);
@@ -510,7 +578,10 @@ impl RingWriter {
         slot.tag.store(tag.0, Ordering::Relaxed);
         slot.timestamp.store(timestamp, Ordering::Relaxed);
         slot.id_hash.store(id_hash, Ordering::Relaxed);
-        self.end += padded;
+        if id_hash != 0 {
+            ring.id_hints[(id_hash & ring.slot_mask) as usize].store(seq + 1, Ordering::Relaxed);
+        }
+        self.end += len as u64;
         self.held += len as u64;
         ring.held_bytes.store(self.held, Ordering::Relaxed);
 
@@ -519,12 +590,21 @@ impl RingWriter {
         ring.head.store(self.head, Ordering::Release);
         Ok(seq)
     }
+}
 
-    fn store_word(&self, word_index: u64, word: u64) {
-        let index = (word_index & self.ring.arena_word_mask) as usize;
-        debug_assert!(index < self.ring.arena.len());
-        self.ring.arena[index].store(word, Ordering::Relaxed);
-    }
+/// `position` rounded down to a whole word.
+fn word_floor(position: u64) -> u64 {
+    position / WORD as u64 * WORD as u64
+}
+
+/// Views words as their bytes (native order), to assemble a frame in place.
+fn words_as_bytes_mut(words: &mut [u64]) -> &mut [u8] {
+    let len = std::mem::size_of_val(words);
+    // SAFETY: the pointer and length cover exactly the words' memory, which
+    // is initialized; `u8` has alignment 1 and every byte pattern is a valid
+    // `u64`, so writes through the byte view cannot make a word invalid; the
+    // returned slice borrows `words` mutably, so nothing aliases it.
+    unsafe { std::slice::from_raw_parts_mut(words.as_mut_ptr().cast::<u8>(), len) }
 }
 
 /// `words` zeroed atomic words. Outside loom this is one zeroed allocation,
@@ -561,15 +641,15 @@ mod tests {
 
     fn append(writer: &mut RingWriter, n: u64, len: usize) -> u64 {
         writer
-            .append(&[&frame(n, len)], TypeTag::of("t"), n, 0)
+            .append(b"", &frame(n, len), TypeTag::of("t"), n, 0)
             .unwrap()
     }
 
     #[test]
     fn reads_back_what_was_written() {
         let ring = Arc::new(Ring::new(8, 1024));
-        let mut writer = ring.writer().unwrap();
-        assert!(ring.writer().is_none(), "only one writer");
+        let mut writer = Ring::claim_writer(&ring).unwrap();
+        assert!(Ring::claim_writer(&ring).is_none(), "only one writer");
         for n in 0..5 {
             assert_eq!(append(&mut writer, n, 21 + n as usize), n);
         }
@@ -585,7 +665,7 @@ mod tests {
     #[test]
     fn slot_reuse_raises_tail() {
         let ring = Arc::new(Ring::new(4, 1 << 16));
-        let mut writer = ring.writer().unwrap();
+        let mut writer = Ring::claim_writer(&ring).unwrap();
         for n in 0..6 {
             append(&mut writer, n, 16);
         }
@@ -603,7 +683,7 @@ mod tests {
     fn byte_budget_evicts_oldest() {
         // 64-byte budget, 24-byte frames: two fit, the third evicts the first.
         let ring = Arc::new(Ring::new(16, 64));
-        let mut writer = ring.writer().unwrap();
+        let mut writer = Ring::claim_writer(&ring).unwrap();
         append(&mut writer, 0, 24);
         append(&mut writer, 1, 24);
         assert_eq!(ring.tail(), 0);
@@ -623,10 +703,10 @@ mod tests {
     #[test]
     fn oversize_frame_is_refused() {
         let ring = Arc::new(Ring::new(4, 64));
-        let mut writer = ring.writer().unwrap();
+        let mut writer = Ring::claim_writer(&ring).unwrap();
         let big = vec![b'x'; 65];
         assert_eq!(
-            writer.append(&[&big], TypeTag::of("t"), 0, 0),
+            writer.append(b"", &big, TypeTag::of("t"), 0, 0),
             Err(FrameTooLarge {
                 size: 65,
                 budget: 64
@@ -638,25 +718,24 @@ mod tests {
     #[test]
     fn batch_read_filters_and_bounds() {
         let ring = Arc::new(Ring::new(64, 1 << 16));
-        let mut writer = ring.writer().unwrap();
+        let mut writer = Ring::claim_writer(&ring).unwrap();
         for n in 0..10u64 {
             let tag = if n % 2 == 0 { "even" } else { "odd" };
             writer
-                .append(&[&frame(n, 16)], TypeTag::of(tag), n, 0)
+                .append(b"", &frame(n, 16), TypeTag::of(tag), n, 0)
                 .unwrap();
         }
         let mut out = Vec::new();
-        let even = TypeTag::of("even");
         let read = ring
-            .read_batch(0, 3, usize::MAX, &mut out, |meta| meta.tag == even)
+            .read_batch(0, 3, usize::MAX, &[TypeTag::of("even")], &mut out)
             .unwrap();
         assert_eq!(read, BatchRead { next: 5, frames: 3 });
         let expected: Vec<u8> = [0, 2, 4].iter().flat_map(|&n| frame(n, 16)).collect();
         assert_eq!(out, expected);
         out.clear();
-        let read = ring.read_batch(5, 100, 20, &mut out, |_| true).unwrap();
+        let read = ring.read_batch(5, 100, 20, &[], &mut out).unwrap();
         assert_eq!(read, BatchRead { next: 7, frames: 2 });
-        let read = ring.read_batch(10, 100, 20, &mut out, |_| true).unwrap();
+        let read = ring.read_batch(10, 100, 20, &[], &mut out).unwrap();
         assert_eq!(
             read,
             BatchRead {
@@ -669,10 +748,10 @@ mod tests {
     #[test]
     fn seeks_timestamps() {
         let ring = Arc::new(Ring::new(8, 1 << 16));
-        let mut writer = ring.writer().unwrap();
+        let mut writer = Ring::claim_writer(&ring).unwrap();
         for (n, timestamp) in [10u64, 20, 20, 30].iter().enumerate() {
             writer
-                .append(&[&frame(n as u64, 16)], TypeTag::of("t"), *timestamp, 0)
+                .append(b"", &frame(n as u64, 16), TypeTag::of("t"), *timestamp, 0)
                 .unwrap();
         }
         assert_eq!(ring.seek_timestamp(0), Ok(0));
@@ -683,7 +762,7 @@ mod tests {
         assert_eq!(ring.seek_timestamp(31), Ok(4));
         // Timestamps never go backwards, even if the clock does.
         writer
-            .append(&[&frame(4, 16)], TypeTag::of("t"), 5, 0)
+            .append(b"", &frame(4, 16), TypeTag::of("t"), 5, 0)
             .unwrap();
         assert_eq!(ring.meta(4).unwrap().timestamp, 30);
     }
@@ -691,7 +770,7 @@ mod tests {
     #[test]
     fn concurrent_readers_see_exact_frames_or_lapped() {
         let ring = Arc::new(Ring::new(64, 4096));
-        let mut writer = ring.writer().unwrap();
+        let mut writer = Ring::claim_writer(&ring).unwrap();
         let total = 20_000u64;
         let readers: Vec<_> = (0..2)
             .map(|_| {
@@ -702,7 +781,7 @@ mod tests {
                     let mut out = Vec::new();
                     while cursor < total {
                         out.clear();
-                        match ring.read_batch(cursor, 16, 4096, &mut out, |_| true) {
+                        match ring.read_batch(cursor, 16, 4096, &[], &mut out) {
                             Ok(read) => {
                                 let mut expected = Vec::new();
                                 for n in cursor..read.next {

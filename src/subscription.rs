@@ -22,6 +22,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::time::{Instant, Sleep};
 
+use crate::batch_cache::CachedBatch;
 use crate::error::{EndReason, SubscribeError};
 use crate::frame::validate_type;
 use crate::generation::Generation;
@@ -56,11 +57,6 @@ impl Filter {
             });
         }
         Ok(Filter { tags })
-    }
-
-    #[inline]
-    fn accepts(&self, tag: TypeTag) -> bool {
-        self.tags.is_empty() || self.tags.contains(&tag)
     }
 }
 
@@ -270,27 +266,40 @@ impl Subscription {
     /// Reads everything available (up to the batch bounds) past the cursor.
     fn read_available(&mut self) -> Option<Delivery> {
         let config = &self.shared.config;
-        let ring = &self.generation.ring;
-        let mut buf = Vec::new();
+        let generation = &*self.generation;
+        let ring = &generation.ring;
+        let available = ring.head().saturating_sub(self.cursor);
+        if available == 0 {
+            return None;
+        }
+        let shareable = self.filter.tags.is_empty();
+        if shareable {
+            if let Some(shared) = generation.batches.get(self.cursor) {
+                return Some(self.deliver(shared.bytes.clone(), shared.frames, shared.next));
+            }
+        }
+        // Room for the whole batch up front (frames are typically < 256 B).
+        let estimate = (available as usize).min(config.max_batch_frames) * 256;
+        let mut buf = Vec::with_capacity(estimate.min(config.max_batch_bytes) + 256);
         loop {
-            let filter = &self.filter;
             match ring.read_batch(
                 self.cursor,
                 config.max_batch_frames,
                 config.max_batch_bytes,
+                &self.filter.tags,
                 &mut buf,
-                |meta| filter.accepts(meta.tag),
             ) {
                 Ok(read) if read.frames > 0 => {
-                    self.cursor = read.next;
-                    if self.keep_alive.is_some() {
-                        self.last_activity = Some(Instant::now());
+                    let bytes = Bytes::from(buf);
+                    if shareable {
+                        generation.batches.put(CachedBatch {
+                            from: self.cursor,
+                            next: read.next,
+                            frames: read.frames,
+                            bytes: bytes.clone(),
+                        });
                     }
-                    return Some(Delivery::Batch(Batch {
-                        bytes: Bytes::from(buf),
-                        frames: read.frames,
-                        next_seq: read.next,
-                    }));
+                    return Some(self.deliver(bytes, read.frames, read.next));
                 }
                 // Everything examined was filtered out; look further.
                 Ok(read) if read.next > self.cursor => self.cursor = read.next,
@@ -303,6 +312,18 @@ impl Subscription {
                 }
             }
         }
+    }
+
+    fn deliver(&mut self, bytes: Bytes, frames: usize, next: u64) -> Delivery {
+        self.cursor = next;
+        if self.keep_alive.is_some() {
+            self.last_activity = Some(Instant::now());
+        }
+        Delivery::Batch(Batch {
+            bytes,
+            frames,
+            next_seq: next,
+        })
     }
 
     fn end(&mut self, reason: EndReason) -> Delivery {
