@@ -396,20 +396,30 @@ async fn reset_ends_streams_and_old_ids_are_gone() {
 
 #[tokio::test]
 async fn a_lagging_stream_ends_and_its_reconnect_gets_410() {
-    let server = start_with(
-        HubConfig {
-            capacity: 4,
-            max_bytes: 4 << 20,
-            ..quiet()
+    let hub = Hub::with_config(HubConfig {
+        capacity: 4,
+        ..quiet()
+    });
+    // Small fixed socket buffers on both ends (accepted sockets inherit the
+    // listener's), so a client that stops reading stalls the server soon.
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket.set_send_buffer_size(8 << 10).expect("SO_SNDBUF");
+    socket.bind("127.0.0.1:0".parse().unwrap()).expect("bind");
+    let listener = socket.listen(16).expect("listen");
+    let router = HubRouter::new(hub.clone()).admin_token(ADMIN).build();
+    let addr = serve_on(listener, router);
+    let server = TestServer {
+        hub,
+        remote: Remote {
+            addr,
+            client: small_buffer_client(),
         },
-        |b| b,
-    )
-    .await;
+    };
     let mut stream = server.subscribe("", &[]).await;
-    // The client reads nothing while 16 MiB go out: the socket buffers fill,
-    // the server stops reading the ring, and the writer laps the cursor.
+    // The client reads nothing while 2 MiB go out: the buffers fill, the
+    // server stops reading the ring, and the writer laps the cursor.
     let payload = "x".repeat(32 << 10);
-    for _ in 0..512 {
+    for _ in 0..64 {
         server
             .hub
             .publish(Event::new("big", payload.as_str()))
@@ -422,6 +432,7 @@ async fn a_lagging_stream_ends_and_its_reconnect_gets_410() {
         "{}",
         &text[text.len().saturating_sub(60)..]
     );
+    assert!(text.len() < 1 << 20, "{} bytes arrived", text.len());
     assert_eq!(server.hub.stats().lagged_disconnects, 1);
     let last = stream.ids().last().cloned().expect("some events arrived");
     server

@@ -24,6 +24,11 @@ pub async fn serve_router(router: Router) -> SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind loopback");
+    serve_on(listener, router)
+}
+
+/// Serves `router` on `listener`; returns its address.
+pub fn serve_on(listener: tokio::net::TcpListener, router: Router) -> SocketAddr {
     let addr = listener.local_addr().expect("local addr");
     tokio::spawn(async move {
         axum::serve(
@@ -66,6 +71,13 @@ pub fn quiet() -> HubConfig {
 
 pub fn client() -> Client<HttpConnector, Full<Bytes>> {
     Client::builder(TokioExecutor::new()).build_http()
+}
+
+/// A client whose sockets have a small fixed receive buffer (no autotuning).
+pub fn small_buffer_client() -> Client<HttpConnector, Full<Bytes>> {
+    let mut connector = HttpConnector::new();
+    connector.set_recv_buffer_size(Some(8 << 10));
+    Client::builder(TokioExecutor::new()).build(connector)
 }
 
 /// An in-process server: its hub, and a client for it.
