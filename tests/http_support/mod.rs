@@ -303,7 +303,7 @@ impl Stream {
         while !self.text.contains(needle) {
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
             if self.next_chunk(left).await.is_none() {
-                panic!("no {needle:?} in {:?} (done: {})", self.text, self.done);
+                panic!("no {needle:?} in {} (done: {})", self.tail(), self.done);
             }
         }
         &self.text
@@ -315,10 +315,23 @@ impl Stream {
         while !self.done {
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
             if self.next_chunk(left).await.is_none() && !self.done {
-                panic!("body did not end: {:?}", self.text);
+                panic!("body did not end: {}", self.tail());
             }
         }
         &self.text
+    }
+
+    /// What was read, shortened for messages: length and the last 200 bytes.
+    pub fn tail(&self) -> String {
+        let start = self.text.len().saturating_sub(200);
+        let start = (start..=self.text.len())
+            .find(|&i| self.text.is_char_boundary(i))
+            .unwrap_or(self.text.len());
+        format!(
+            "{} bytes, ending {:?}",
+            self.text.len(),
+            &self.text[start..]
+        )
     }
 
     /// The SSE frames read so far (complete ones), comments included.
