@@ -319,6 +319,17 @@ async fn a_malformed_timestamp_is_400() {
 }
 
 #[tokio::test]
+async fn a_resume_id_no_event_can_have_is_400() {
+    let server = start().await;
+    for query in ["?from=a%0Ab", "?from=a%0Db", "?from=a%00b"] {
+        server
+            .get(&format!("/events{query}"))
+            .await
+            .assert_error(400, "bad_request");
+    }
+}
+
+#[tokio::test]
 async fn future_positions_mean_live() {
     let (clock, config) = clocked();
     let server = start_with(config, |b| b).await;
