@@ -10,6 +10,7 @@
 pub mod error;
 pub mod frame;
 pub(crate) mod loom;
+pub mod store;
 pub mod tag;
 
 pub use error::{EndReason, EventError, GoneReason, PublishError, SubscribeError};

@@ -1,0 +1,1 @@
+//! Adapter for the `rmcp` crate (work in progress).
