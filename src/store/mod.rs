@@ -320,6 +320,16 @@ impl Store {
         SessionId { key, secret }
     }
 
+    /// Whether `session` is open (not closed, not reclaimed). Does not count
+    /// as activity.
+    pub fn is_open(&self, session: SessionId) -> bool {
+        self.shard(session.key)
+            .inner
+            .lock()
+            .session_mut(session)
+            .is_ok()
+    }
+
     /// Opens the session's next stream (numbered 0, 1, 2, ...).
     ///
     /// # Errors
