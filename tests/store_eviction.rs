@@ -100,7 +100,34 @@ fn oversized_message_is_refused_without_evicting() {
 }
 
 #[test]
-fn failed_appends_evict_nothing() {
+fn failed_appends_store_nothing() {
+    let store = Store::new(1 << 20);
+    let s = store.open();
+    let t = store.open_stream(s).unwrap();
+    store.append(s, t, payload(1, 10)).unwrap();
+    assert_eq!(
+        store.append(s, StreamId::new(9), payload(2, 10)),
+        Err(StoreError::UnknownStream)
+    );
+    let other = store.open();
+    store.session_closed(other);
+    assert_eq!(
+        store.append(other, t, payload(3, 10)),
+        Err(StoreError::UnknownSession)
+    );
+    assert_eq!(store.after(s, t, 0).unwrap().len(), 1);
+    assert_eq!(store.used_bytes(), message_cost(10));
+    assert_eq!(
+        store.append(s, t, payload(4, 10)),
+        Ok(2),
+        "no index used up"
+    );
+}
+
+#[test]
+fn a_failed_append_on_a_full_store_may_have_made_room() {
+    // Room is made before the session is looked up (no lock is held while
+    // evicting), so the oldest message can go even if the append then fails.
     let store = Store::new(message_cost(0));
     let s = store.open();
     let t = store.open_stream(s).unwrap();
@@ -109,13 +136,8 @@ fn failed_appends_evict_nothing() {
         store.append(s, StreamId::new(9), Bytes::new()),
         Err(StoreError::UnknownStream)
     );
-    let other = store.open();
-    store.session_closed(other);
-    assert_eq!(
-        store.append(other, t, Bytes::new()),
-        Err(StoreError::UnknownSession)
-    );
-    assert_eq!(store.after(s, t, 0).unwrap().len(), 1);
+    assert_eq!(store.used_bytes(), 0, "the reservation was returned");
+    assert_eq!(store.after(s, t, 0), Err(StoreError::Evicted { first: 2 }));
 }
 
 #[test]

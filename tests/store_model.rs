@@ -91,13 +91,14 @@ impl Model {
                 budget: self.budget,
             });
         }
+        // Room is made first; a failing append may still have evicted.
+        while self.used + cost > self.budget {
+            assert!(self.evict_oldest());
+        }
         self.session(s)?
             .streams
             .get(&stream)
             .ok_or(StoreError::UnknownStream)?;
-        while self.used + cost > self.budget {
-            assert!(self.evict_oldest());
-        }
         self.used += cost;
         let (now, gseq) = (self.now, self.gseq);
         self.gseq += 1;

@@ -356,7 +356,9 @@ impl Store {
     ///
     /// [`StoreError::UnknownSession`], [`StoreError::UnknownStream`], or
     /// [`StoreError::TooLarge`] if [`message_cost`]`(data.len())` exceeds the
-    /// budget. On error nothing was stored and nothing was evicted.
+    /// budget. On error nothing was stored (though the oldest messages may
+    /// have been evicted to make room first: room is made before the
+    /// session's lock is taken, so that no lock is held while evicting).
     pub fn append(
         &self,
         session: SessionId,
@@ -371,33 +373,42 @@ impl Store {
             });
         }
         let now = self.clock.now();
-        let shard = self.shard(session.key);
-        loop {
-            let mut guard = shard.inner.lock();
-            let inner = &mut *guard;
-            let sess = inner.session_mut(session)?;
-            let log = sess
-                .streams
-                .get_mut(&stream.0)
-                .ok_or(StoreError::UnknownStream)?;
-            if self.budget.try_reserve(cost) {
-                // Relaxed: taken under the shard lock, which orders it with
-                // every other gseq of this shard; across shards only
-                // uniqueness and monotonicity of the counter matter.
-                let gseq = self.gseq.fetch_add(1, Ordering::Relaxed);
-                let index = log.push(gseq, data);
-                sess.last_active = now;
-                inner.enqueue(gseq, session.key, stream.0);
-                shard.publish(inner);
-                return Ok(index);
-            }
-            drop(guard);
+        // Reserve first, evicting the oldest messages as needed, and only
+        // then take this session's shard lock: a full store's append takes
+        // two locks (the evicted shard's and ours), never one inside another.
+        while !self.budget.try_reserve(cost) {
             if !self.evict_oldest() {
                 // Everything charged belongs to appends in flight; they hold
                 // no lock we need and finish promptly.
                 std::thread::yield_now();
             }
         }
+        let shard = self.shard(session.key);
+        let mut guard = shard.inner.lock();
+        let inner = &mut *guard;
+        let log = match inner.session_mut(session).and_then(|sess| {
+            let log = sess
+                .streams
+                .get_mut(&stream.0)
+                .ok_or(StoreError::UnknownStream)?;
+            sess.last_active = now;
+            Ok(log)
+        }) {
+            Ok(log) => log,
+            Err(e) => {
+                drop(guard);
+                self.budget.release(cost);
+                return Err(e);
+            }
+        };
+        // Relaxed: taken under the shard lock, which orders it with every
+        // other gseq of this shard; across shards only uniqueness and
+        // monotonicity of the counter matter.
+        let gseq = self.gseq.fetch_add(1, Ordering::Relaxed);
+        let index = log.push(gseq, data);
+        inner.enqueue(gseq, session.key, stream.0);
+        shard.publish(inner);
+        Ok(index)
     }
 
     /// Evicts the oldest message in the store; false if there is none.

@@ -1,10 +1,11 @@
 //! One session's streams: append-only logs trimmed from the front.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::time::Duration;
 
 use bytes::Bytes;
 
+use super::shard::KeyMap;
 use super::{message_cost, StoreError};
 
 /// One event returned by a replay.
@@ -121,7 +122,7 @@ impl StreamLog {
 pub(crate) struct SessionState {
     pub(crate) secret: u64,
     pub(crate) last_active: Duration,
-    pub(crate) streams: HashMap<u32, StreamLog>,
+    pub(crate) streams: KeyMap<u32, StreamLog>,
     pub(crate) next_stream: u32,
 }
 
@@ -130,7 +131,7 @@ impl SessionState {
         Self {
             secret,
             last_active: now,
-            streams: HashMap::new(),
+            streams: KeyMap::default(),
             next_stream: 0,
         }
     }

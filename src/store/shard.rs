@@ -97,12 +97,20 @@ impl ShardInner {
     }
 
     fn skip_dead(&mut self) {
+        // With no dead entries every entry is live: skip the lookups (they
+        // touch another session's memory, usually a cache miss).
+        if self.dead == 0 {
+            return;
+        }
         while let Some(e) = self.queue.front() {
             if is_live(&self.sessions, e) {
                 break;
             }
             self.queue.pop_front();
-            self.dead = self.dead.saturating_sub(1);
+            self.dead -= 1;
+            if self.dead == 0 {
+                break;
+            }
         }
     }
 
