@@ -47,6 +47,7 @@ pub mod parse;
 #[cfg(not(loom))]
 mod resume;
 pub mod ring;
+pub mod store;
 #[cfg(not(loom))]
 mod subscription;
 pub mod tag;

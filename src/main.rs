@@ -1,6 +1,7 @@
 //! The `ssehub` binary: `ssehub serve` runs the HTTP server (see
-//! [`ssehub::http`]); configuration comes from flags and `SSEHUB_*`
-//! environment variables. Logs go to stderr; `RUST_LOG` filters them
+//! [`ssehub::http`]); `ssehub load` load-tests any server speaking the same
+//! contract (see [`ssehub::load`]). Serve's configuration comes from flags
+//! and `SSEHUB_*` environment variables. Logs go to stderr; `RUST_LOG` filters them
 //! (default `info`).
 
 use std::io::IsTerminal;
@@ -21,8 +22,10 @@ struct Cli {
 enum Command {
     /// Run the SSE server (listens on 127.0.0.1:8080 by default).
     Serve(ServeArgs),
-    // LOAD SUBCOMMAND (lead): add `Load(ssehub::load::LoadArgs)` here and its
-    // arm in `main` below, calling `ssehub::load::run(args)`.
+    /// Load-test any server speaking the ssehub HTTP contract: N SSE
+    /// connections, publishes through the admin API, delivery rate,
+    /// publish-to-receive latency, loss and duplicates.
+    Load(ssehub::load::LoadArgs),
 }
 
 fn main() -> ExitCode {
@@ -47,7 +50,26 @@ fn main() -> ExitCode {
                     ExitCode::FAILURE
                 }
             }
-        } // LOAD SUBCOMMAND (lead): `Command::Load(args) => ...` goes here.
+        }
+        Command::Load(args) => {
+            let runtime = match tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(runtime) => runtime,
+                Err(error) => {
+                    eprintln!("load: cannot start the async runtime: {error}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            match runtime.block_on(ssehub::load::run(args)) {
+                Ok(_) => ExitCode::SUCCESS,
+                Err(error) => {
+                    eprintln!("load: {error}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
     }
 }
 

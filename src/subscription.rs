@@ -273,7 +273,9 @@ impl Subscription {
             return None;
         }
         let shareable = self.filter.tags.is_empty();
-        if shareable {
+        // A lapped subscriber must end, even if a copy of its next batch
+        // survives in the cache: check the ring's tail first.
+        if shareable && self.cursor >= ring.tail() {
             if let Some(shared) = generation.batches.get(self.cursor) {
                 return Some(self.deliver(shared.bytes.clone(), shared.frames, shared.next));
             }

@@ -35,6 +35,11 @@ const OPENING: &[u8] = b": ok\n\n";
 
 static CONNECTIONS: AtomicU64 = AtomicU64::new(0);
 
+/// A process-wide number for a new stream's log lines.
+pub(crate) fn next_connection_number() -> u64 {
+    CONNECTIONS.fetch_add(1, Ordering::Relaxed) + 1
+}
+
 /// `GET /events`.
 pub(crate) async fn subscribe(State(state): State<AppState>, request: Request) -> Response {
     match open(&state, &request) {
@@ -65,7 +70,7 @@ fn open(state: &AppState, request: &Request) -> Result<Response, ApiError> {
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map(|info| info.0);
-    let connection = CONNECTIONS.fetch_add(1, Ordering::Relaxed) + 1;
+    let connection = next_connection_number();
     tracing::info!(
         connection,
         peer = %peer.map_or_else(|| "-".to_owned(), |p| p.to_string()),

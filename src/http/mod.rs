@@ -49,6 +49,7 @@ pub mod auth;
 pub mod config;
 pub mod error;
 pub mod events;
+mod fast;
 pub mod metrics;
 pub mod page;
 pub mod query;

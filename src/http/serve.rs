@@ -1,23 +1,25 @@
 //! `ssehub serve`: the router on a TCP listener, with graceful shutdown.
 //!
 //! Accepted sockets get `TCP_NODELAY` (a batch is one write; Nagle would
-//! only delay it). On SIGINT or SIGTERM the server stops accepting, calls
-//! [`Hub::shutdown`](crate::Hub::shutdown) — every open stream gets its final
-//! `: end shutdown` comment and ends — and lets axum's graceful shutdown
-//! finish the connections. Whatever is still open 750 ms after the signal
-//! (a client that never reads, say) is abandoned, so the process exits 0
-//! within a second.
+//! only delay it). Each connection goes through the `fast` front: streams
+//! are written straight to the socket, every other request is served by
+//! hyper with the router. On SIGINT or SIGTERM the server stops accepting,
+//! calls [`Hub::shutdown`](crate::Hub::shutdown) — every open stream gets its
+//! final `: end shutdown` comment and ends — and waits for connections to
+//! close. Whatever is still open 750 ms after the signal (an idle keep-alive
+//! connection, a client that never reads) is abandoned, so the process exits
+//! 0 within a second.
 
-use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
 
 use super::config::ServeArgs;
-use super::{cors_layer, HubRouter};
+use super::fast::{self, FastEvents};
+use super::{cors_layer, HubRouter, Token};
 use crate::Hub;
 
 /// How long open connections get to finish after a shutdown signal.
@@ -79,35 +81,59 @@ pub async fn run(args: ServeArgs) -> Result<(), ServeError> {
         keep_alive = ?hub.config().keep_alive,
         "listening on http://{local}"
     );
-    let listener = listener.tap_io(|stream| {
+    let fast = Arc::new(FastEvents {
+        hub: hub.clone(),
+        subscriber_token: args.subscriber_token.as_ref().map(Token::new),
+        cors: !args.cors_origin.is_empty(),
+    });
+    let open_connections = Arc::new(AtomicUsize::new(0));
+    let all_closed = Arc::new(Notify::new());
+    let signal = wait_for_signal();
+    tokio::pin!(signal);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    // Out of file descriptors and the like: back off, keep serving.
+                    tracing::warn!(%error, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            signal = &mut signal => {
+                tracing::info!(signal, "shutting down: ending open streams");
+                break;
+            }
+        };
         if let Err(error) = stream.set_nodelay(true) {
             tracing::debug!(%error, "cannot set TCP_NODELAY");
         }
-    });
-
-    let signalled = Arc::new(Notify::new());
-    let shutdown = {
-        let hub = hub.clone();
-        let signalled = signalled.clone();
-        async move {
-            let signal = wait_for_signal().await;
-            tracing::info!(signal, "shutting down: ending open streams");
-            hub.shutdown();
-            signalled.notify_one();
+        let (fast, app) = (fast.clone(), app.clone());
+        let (open_connections, all_closed) = (open_connections.clone(), all_closed.clone());
+        open_connections.fetch_add(1, Ordering::AcqRel);
+        tokio::spawn(async move {
+            fast::serve_connection(stream, peer, &fast, app).await;
+            if open_connections.fetch_sub(1, Ordering::AcqRel) == 1 {
+                all_closed.notify_one();
+            }
+        });
+    }
+    drop(listener);
+    hub.shutdown();
+    let drained = async {
+        while open_connections.load(Ordering::Acquire) > 0 {
+            tokio::select! {
+                () = all_closed.notified() => {}
+                () = tokio::time::sleep(Duration::from_millis(10)) => {}
+            }
         }
     };
-    let server = axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown);
-    let deadline = async {
-        signalled.notified().await;
-        tokio::time::sleep(DRAIN).await;
-    };
-    tokio::select! {
-        result = server => result?,
-        () = deadline => tracing::warn!("connections still open after {DRAIN:?}; exiting anyway"),
+    if tokio::time::timeout(DRAIN, drained).await.is_err() {
+        tracing::warn!(
+            open = open_connections.load(Ordering::Acquire),
+            "connections still open after {DRAIN:?}; exiting anyway"
+        );
     }
     tracing::info!("stopped");
     Ok(())

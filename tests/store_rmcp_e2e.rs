@@ -1,0 +1,346 @@
+//! End to end over real HTTP: the example MCP server (`examples/mcp_server.rs`,
+//! run in-process on 127.0.0.1:0), a tool call whose SSE stream is dropped
+//! mid-way, and a `GET` with `Last-Event-ID` that must return exactly the
+//! missing events — no gap, no duplicate — and only to the same session.
+#![cfg(all(feature = "rmcp", feature = "http"))]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use serde_json::Value;
+use ssehub::store::rmcp::McpEventStore;
+use ssehub::store::{EventId, Store};
+use tokio::net::TcpStream;
+use tokio::task::JoinHandle;
+
+#[path = "../examples/mcp_server.rs"]
+#[allow(dead_code)]
+mod mcp_server;
+
+const TIMEOUT: Duration = Duration::from_secs(20);
+
+/// One SSE event as received.
+#[derive(Debug, Clone, PartialEq)]
+struct SseEvent {
+    id: Option<String>,
+    data: String,
+}
+
+impl SseEvent {
+    fn json(&self) -> Option<Value> {
+        serde_json::from_str(&self.data).ok()
+    }
+
+    /// The `progress` value of a progress notification.
+    fn progress(&self) -> Option<u64> {
+        let v = self.json()?;
+        (v["method"] == "notifications/progress")
+            .then(|| v["params"]["progress"].as_f64())??
+            .to_string()
+            .parse()
+            .ok()
+    }
+
+    fn is_result(&self, id: u64) -> bool {
+        self.json()
+            .is_some_and(|v| v["id"] == id && v.get("result").is_some())
+    }
+
+    fn index(&self) -> u64 {
+        let id = self.id.as_deref().expect("stored events carry an id");
+        EventId::parse(id).expect("ids are store ids").index
+    }
+}
+
+/// Incremental SSE parser over a response body.
+struct SseReader {
+    body: Incoming,
+    buf: String,
+    conn: JoinHandle<()>,
+}
+
+impl SseReader {
+    /// The next event, or `None` when the stream ends.
+    async fn next(&mut self) -> Option<SseEvent> {
+        loop {
+            if let Some(end) = self.buf.find("\n\n") {
+                let block: String = self.buf.drain(..end + 2).collect();
+                let mut ev = SseEvent {
+                    id: None,
+                    data: String::new(),
+                };
+                let mut any = false;
+                for line in block.lines() {
+                    if let Some(v) = line.strip_prefix("id:") {
+                        ev.id = Some(v.trim_start().to_owned());
+                        any = true;
+                    } else if let Some(v) = line.strip_prefix("data:") {
+                        if !ev.data.is_empty() {
+                            ev.data.push('\n');
+                        }
+                        ev.data.push_str(v.trim_start());
+                        any = true;
+                    }
+                }
+                if any {
+                    return Some(ev);
+                }
+                continue; // comments, retry-only or keep-alive blocks
+            }
+            let frame = tokio::time::timeout(TIMEOUT, self.body.frame())
+                .await
+                .expect("server responds in time")?
+                .expect("body reads cleanly");
+            if let Ok(data) = frame.into_data() {
+                self.buf
+                    .push_str(std::str::from_utf8(&data).expect("utf-8 SSE"));
+            }
+        }
+    }
+
+    async fn all(mut self) -> Vec<SseEvent> {
+        let mut out = Vec::new();
+        while let Some(e) = self.next().await {
+            out.push(e);
+        }
+        out
+    }
+
+    /// Drops the stream the hard way: body gone, TCP connection closed.
+    fn disconnect(self) {
+        self.conn.abort();
+    }
+}
+
+struct Client {
+    addr: SocketAddr,
+    session: Option<String>,
+}
+
+impl Client {
+    async fn send(
+        &self,
+        req: hyper::http::request::Builder,
+        body: &str,
+    ) -> (Response<Incoming>, JoinHandle<()>) {
+        let stream = TcpStream::connect(self.addr).await.expect("connect");
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .expect("handshake");
+        let conn = tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        let mut req = req
+            .uri("/mcp")
+            .header("host", self.addr.to_string())
+            .header("accept", "application/json, text/event-stream");
+        if let Some(s) = &self.session {
+            req = req
+                .header("mcp-session-id", s)
+                .header("mcp-protocol-version", "2025-06-18");
+        }
+        let req: Request<Full<Bytes>> = req
+            .body(Full::new(Bytes::copy_from_slice(body.as_bytes())))
+            .expect("request");
+        let resp = tokio::time::timeout(TIMEOUT, sender.send_request(req))
+            .await
+            .expect("response in time")
+            .expect("response");
+        (resp, conn)
+    }
+
+    async fn post(&self, body: &str) -> (u16, SseReader) {
+        let req = Request::post("/").header("content-type", "application/json");
+        let (resp, conn) = self.send(req, body).await;
+        let status = resp.status().as_u16();
+        let buf = String::new();
+        (
+            status,
+            SseReader {
+                body: resp.into_body(),
+                buf,
+                conn,
+            },
+        )
+    }
+
+    async fn resume(&self, last_event_id: &str) -> (u16, Vec<SseEvent>) {
+        let req = Request::get("/").header("last-event-id", last_event_id);
+        let (resp, conn) = self.send(req, "").await;
+        let status = resp.status().as_u16();
+        let reader = SseReader {
+            body: resp.into_body(),
+            buf: String::new(),
+            conn,
+        };
+        (status, reader.all().await)
+    }
+
+    async fn open(addr: SocketAddr) -> Client {
+        let mut c = Client {
+            addr,
+            session: None,
+        };
+        let init = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"e2e","version":"1"}}}"#;
+        let req = Request::post("/").header("content-type", "application/json");
+        let (resp, conn) = c.send(req, init).await;
+        assert_eq!(resp.status(), 200);
+        let session = resp
+            .headers()
+            .get("mcp-session-id")
+            .expect("a session id")
+            .to_str()
+            .expect("ascii")
+            .to_owned();
+        let events = SseReader {
+            body: resp.into_body(),
+            buf: String::new(),
+            conn,
+        }
+        .all()
+        .await;
+        assert!(events.iter().any(|e| e.is_result(1)), "{events:?}");
+        c.session = Some(session);
+        let (status, _) = c
+            .post(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#)
+            .await;
+        assert_eq!(status, 202);
+        c
+    }
+}
+
+async fn start() -> (SocketAddr, Arc<McpEventStore>) {
+    let events = Arc::new(McpEventStore::new(Arc::new(Store::new(8 << 20))));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let app = mcp_server::app(events.clone());
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (addr, events)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropped_tool_call_resumes_with_exactly_the_missing_events() {
+    const STEPS: u64 = 8;
+    const DROP_AFTER: u64 = 3;
+    let (addr, events) = start().await;
+    let client = Client::open(addr).await;
+
+    let call = format!(
+        r#"{{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{{"name":"count","arguments":{{"steps":{STEPS},"delay_ms":60}},"_meta":{{"progressToken":"p1"}}}}}}"#
+    );
+    let (status, mut stream) = client.post(&call).await;
+    assert_eq!(status, 200);
+
+    // Read until the third progress notification, then cut the connection.
+    let mut before = Vec::new();
+    loop {
+        let e = stream.next().await.expect("stream stays open mid-call");
+        let p = e.progress();
+        before.push(e);
+        if p == Some(DROP_AFTER) {
+            break;
+        }
+    }
+    stream.disconnect();
+    let last_seen = before
+        .last()
+        .and_then(|e| e.id.clone())
+        .expect("progress events carry ids");
+    assert!(
+        before.iter().all(|e| e.id.is_some()),
+        "every stored event has an id: {before:?}"
+    );
+
+    // Let the tool finish while nobody listens: its events are stored.
+    tokio::time::timeout(TIMEOUT, async {
+        loop {
+            let done = events
+                .replay(&last_seen)
+                .expect("replayable")
+                .iter()
+                .any(|m| {
+                    m.message.as_ref().is_some_and(|m| {
+                        serde_json::to_value(m.as_ref()).is_ok_and(|v| v["id"] == 2)
+                    })
+                });
+            if done {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("the tool finishes");
+
+    // Resume: exactly the missing events, in order, with their original ids.
+    let (status, after) = client.resume(&last_seen).await;
+    assert_eq!(status, 200);
+    let progress_before: Vec<u64> = before.iter().filter_map(SseEvent::progress).collect();
+    let progress_after: Vec<u64> = after.iter().filter_map(SseEvent::progress).collect();
+    assert_eq!(progress_before, (1..=DROP_AFTER).collect::<Vec<_>>());
+    assert_eq!(
+        progress_after,
+        (DROP_AFTER + 1..=STEPS).collect::<Vec<_>>(),
+        "{after:?}"
+    );
+    assert!(after.last().is_some_and(|e| e.is_result(2)), "{after:?}");
+    assert_eq!(
+        after.len() as u64,
+        STEPS - DROP_AFTER + 1,
+        "no extra events"
+    );
+    let first_missing = before.last().map(SseEvent::index).unwrap_or(0) + 1;
+    let indices: Vec<u64> = after.iter().map(SseEvent::index).collect();
+    let expected: Vec<u64> = (first_missing..first_missing + after.len() as u64).collect();
+    assert_eq!(indices, expected, "no gap, no duplicate");
+    let all_ids: Vec<&str> = before
+        .iter()
+        .chain(&after)
+        .filter_map(|e| e.id.as_deref())
+        .collect();
+    let mut dedup = all_ids.clone();
+    dedup.sort_unstable();
+    dedup.dedup();
+    assert_eq!(dedup.len(), all_ids.len());
+
+    // Resuming from the middle again gives the same answer (idempotent).
+    let (_, again) = client.resume(&last_seen).await;
+    assert_eq!(again, after);
+
+    // Another session cannot use this session's id; forged ids get nothing.
+    let other = Client::open(addr).await;
+    let (status, stolen) = other.resume(&last_seen).await;
+    assert_eq!(
+        status, 200,
+        "rmcp answers a failed resume with an empty stream"
+    );
+    assert!(stolen.is_empty(), "{stolen:?}");
+    // Same session key and stream, one hex digit of the secret changed.
+    let mut forged = last_seen.clone().into_bytes();
+    let at = last_seen.find('-').expect("key-secret") + 1;
+    forged[at] = if forged[at] == b'0' { b'1' } else { b'0' };
+    let forged = String::from_utf8(forged).expect("ascii");
+    assert!(EventId::parse(&forged).is_ok(), "well-formed, wrong secret");
+    let (_, nothing) = client.resume(&forged).await;
+    assert!(nothing.is_empty());
+    let (_, nothing) = client.resume("not-an-id").await;
+    assert!(nothing.is_empty());
+
+    // Deleting the session frees its events.
+    let used = events.store().used_bytes();
+    let req = Request::delete("/");
+    let (resp, _conn) = client.send(req, "").await;
+    assert!(resp.status().is_success(), "{}", resp.status());
+    assert!(events.store().used_bytes() < used);
+    assert!(events.replay(&last_seen).is_err());
+}
