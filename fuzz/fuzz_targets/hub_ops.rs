@@ -15,9 +15,18 @@ use ssehub::{Delivery, EndReason, Event, Hub, HubConfig, SubscribeOptions};
 
 #[derive(Arbitrary, Debug)]
 enum Op {
-    Publish { kind: u8, data: String, custom: Option<String> },
-    Subscribe { filter: Option<u8>, resume: Resume },
-    Drain { which: u8 },
+    Publish {
+        kind: u8,
+        data: String,
+        custom: Option<String>,
+    },
+    Subscribe {
+        filter: Option<u8>,
+        resume: Resume,
+    },
+    Drain {
+        which: u8,
+    },
     Reset,
 }
 
@@ -58,7 +67,11 @@ fuzz_target!(|ops: Vec<Op>| {
                     event = event.with_id(id);
                 }
                 if let Ok(published) = hub.publish(event.clone()) {
-                    seen_ids.push(event.id().map_or_else(|| published.auto_id(), str::to_owned));
+                    seen_ids.push(
+                        event
+                            .id()
+                            .map_or_else(|| published.auto_id(), str::to_owned),
+                    );
                 }
             }
             Op::Subscribe { filter, resume } => {
@@ -117,7 +130,8 @@ fuzz_target!(|ops: Vec<Op>| {
                                     .filter(|(token, _)| token.len() == 16)
                                     .and_then(|(_, n)| n.parse::<u64>().ok());
                                 if w.filter.is_none() {
-                                    if let (Some(expected), Some(number)) = (w.next_number, number) {
+                                    if let (Some(expected), Some(number)) = (w.next_number, number)
+                                    {
                                         assert_eq!(number, expected, "gap or duplicate");
                                     }
                                 }
