@@ -319,6 +319,17 @@ async fn a_malformed_timestamp_is_400() {
 }
 
 #[tokio::test]
+async fn a_resume_id_no_event_can_have_is_400() {
+    let server = start().await;
+    for query in ["?from=a%0Ab", "?from=a%0Db", "?from=a%00b"] {
+        server
+            .get(&format!("/events{query}"))
+            .await
+            .assert_error(400, "bad_request");
+    }
+}
+
+#[tokio::test]
 async fn future_positions_mean_live() {
     let (clock, config) = clocked();
     let server = start_with(config, |b| b).await;
@@ -396,33 +407,66 @@ async fn reset_ends_streams_and_old_ids_are_gone() {
 
 #[tokio::test]
 async fn a_lagging_stream_ends_and_its_reconnect_gets_410() {
-    let server = start_with(
-        HubConfig {
-            capacity: 4,
-            max_bytes: 4 << 20,
-            ..quiet()
+    let hub = Hub::with_config(HubConfig {
+        capacity: 4,
+        ..quiet()
+    });
+    // Small fixed socket buffers on both ends (accepted sockets inherit the
+    // listener's), so a client that stops reading stalls the server soon.
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket.set_send_buffer_size(8 << 10).expect("SO_SNDBUF");
+    socket.bind("127.0.0.1:0".parse().unwrap()).expect("bind");
+    let listener = socket.listen(16).expect("listen");
+    let router = HubRouter::new(hub.clone()).admin_token(ADMIN).build();
+    let addr = serve_on(listener, router);
+    let server = TestServer {
+        hub,
+        remote: Remote {
+            addr,
+            client: small_buffer_client(),
         },
-        |b| b,
-    )
-    .await;
+    };
     let mut stream = server.subscribe("", &[]).await;
-    // The client reads nothing while 16 MiB go out: the socket buffers fill,
-    // the server stops reading the ring, and the writer laps the cursor.
-    let payload = "x".repeat(32 << 10);
-    for _ in 0..512 {
+    // A healthy subscriber on another connection reads as events arrive.
+    // (It filters by type so that its batches are not shared through the
+    // hub's batch cache, which could serve the stalled one past the ring.)
+    let mut healthy = server.subscribe("?event_type=big", &[]).await;
+    let (seen_tx, mut seen) = tokio::sync::watch::channel(0usize);
+    let reader = tokio::spawn(async move {
+        while healthy.ids().len() < 64 && healthy.next_chunk(Duration::from_secs(5)).await.is_some()
+        {
+            let _ = seen_tx.send(healthy.ids().len());
+        }
+        healthy
+    });
+    // The first client reads nothing while 512 KiB go out: its buffers fill,
+    // the server stops reading the ring for it, and the writer laps it.
+    // Publishing never waits for it, and the healthy one gets every event.
+    let payload = "x".repeat(8 << 10);
+    for published in 1..=64 {
         server
             .hub
             .publish(Event::new("big", payload.as_str()))
             .expect("publish");
-        tokio::task::yield_now().await;
+        tokio::time::timeout(Duration::from_secs(5), seen.wait_for(|n| *n >= published))
+            .await
+            .expect("the healthy subscriber keeps up")
+            .expect("reader alive");
     }
+    let healthy = reader.await.expect("reader");
+    assert_eq!(healthy.ids().len(), 64);
+    assert!(!healthy.done, "the healthy stream is still open");
     let text = stream.read_to_end().await.to_owned();
     assert!(
         text.ends_with(": end lagged\n\n"),
         "{}",
         &text[text.len().saturating_sub(60)..]
     );
-    assert_eq!(server.hub.stats().lagged_disconnects, 1);
+    assert!(
+        stream.ids().len() < 64,
+        "{} events arrived",
+        stream.ids().len()
+    );
     let last = stream.ids().last().cloned().expect("some events arrived");
     server
         .send(

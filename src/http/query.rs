@@ -6,7 +6,8 @@
 //!   ignored; an item with CR/LF or more than the type limit → 400.
 //! - Resume precedence: a non-empty `Last-Event-ID` header, then `from`, then
 //!   `from_timestamp`. Only the winner is evaluated, so a malformed loser is
-//!   ignored. An empty value counts as absent.
+//!   ignored. An empty value counts as absent. A winning id with CR, LF or
+//!   NUL (which no event can have) is 400.
 //! - Unknown parameters are ignored (a client may add cache busters).
 
 use axum::http::HeaderMap;
@@ -80,6 +81,13 @@ pub fn parse_events_query(
     .filter(|id| !id.is_empty());
 
     let resume = if let Some(id) = last_event_id.or(from) {
+        // No event can have such an id (publishing refuses it), so it is a
+        // malformed parameter rather than a position that is gone.
+        if crate::frame::validate_id(&id).is_err() {
+            return Err(ApiError::bad_request(
+                "resume id must not contain CR, LF or NUL",
+            ));
+        }
         Resume::AfterId(id)
     } else if let Some(text) = from_timestamp {
         let nanos = parse_rfc3339(&text).map_err(|why| {
@@ -134,6 +142,16 @@ mod tests {
         headers.insert("last-event-id", HeaderValue::from_static(""));
         let parsed = parse_events_query(Some("from=f"), &headers, 3).unwrap();
         assert_eq!(parsed.options.resume, Resume::AfterId("f".into()));
+    }
+
+    #[test]
+    fn ids_no_event_can_have_are_400() {
+        assert_eq!(parse("from=a%0Ab").unwrap_err().code, "bad_request");
+        assert_eq!(parse("from=a%00b").unwrap_err().code, "bad_request");
+        // Only the winner is checked.
+        let mut headers = HeaderMap::new();
+        headers.insert("last-event-id", HeaderValue::from_static("ok"));
+        assert!(parse_events_query(Some("from=a%0Ab"), &headers, 3).is_ok());
     }
 
     #[test]

@@ -24,6 +24,11 @@ pub async fn serve_router(router: Router) -> SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind loopback");
+    serve_on(listener, router)
+}
+
+/// Serves `router` on `listener`; returns its address.
+pub fn serve_on(listener: tokio::net::TcpListener, router: Router) -> SocketAddr {
     let addr = listener.local_addr().expect("local addr");
     tokio::spawn(async move {
         axum::serve(
@@ -66,6 +71,13 @@ pub fn quiet() -> HubConfig {
 
 pub fn client() -> Client<HttpConnector, Full<Bytes>> {
     Client::builder(TokioExecutor::new()).build_http()
+}
+
+/// A client whose sockets have a small fixed receive buffer (no autotuning).
+pub fn small_buffer_client() -> Client<HttpConnector, Full<Bytes>> {
+    let mut connector = HttpConnector::new();
+    connector.set_recv_buffer_size(Some(8 << 10));
+    Client::builder(TokioExecutor::new()).build(connector)
 }
 
 /// An in-process server: its hub, and a client for it.
@@ -291,7 +303,7 @@ impl Stream {
         while !self.text.contains(needle) {
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
             if self.next_chunk(left).await.is_none() {
-                panic!("no {needle:?} in {:?} (done: {})", self.text, self.done);
+                panic!("no {needle:?} in {} (done: {})", self.tail(), self.done);
             }
         }
         &self.text
@@ -303,10 +315,23 @@ impl Stream {
         while !self.done {
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
             if self.next_chunk(left).await.is_none() && !self.done {
-                panic!("body did not end: {:?}", self.text);
+                panic!("body did not end: {}", self.tail());
             }
         }
         &self.text
+    }
+
+    /// What was read, shortened for messages: length and the last 200 bytes.
+    pub fn tail(&self) -> String {
+        let start = self.text.len().saturating_sub(200);
+        let start = (start..=self.text.len())
+            .find(|&i| self.text.is_char_boundary(i))
+            .unwrap_or(self.text.len());
+        format!(
+            "{} bytes, ending {:?}",
+            self.text.len(),
+            &self.text[start..]
+        )
     }
 
     /// The SSE frames read so far (complete ones), comments included.
