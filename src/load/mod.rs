@@ -25,6 +25,10 @@
 //! Everything is bounded in time: connecting by `--connect-timeout`,
 //! publishing by `--duration`, draining by `--drain`.
 //!
+//! A stream the server ends (reset, shutdown, lag) is not reopened: it is
+//! counted in [`Report::ended_by_server`] with the last comment it carried,
+//! and the events it missed count as lost.
+//!
 //! # Examples
 //!
 //! ```no_run
