@@ -9,6 +9,9 @@
 # port, waits for /healthz, runs the load generator against it with --json
 # and --server-pid, stops it. Prints one table at the end. All traffic goes
 # to 127.0.0.1; every wait is bounded. Extra load flags: LOAD_FLAGS="...".
+# ssehub runs as `target/release/ssehub serve` (what `cargo run --release --
+# serve` runs, but with the server's own pid for --server-pid); SSEHUB_BIN
+# points at another build. Servers log at RUST_LOG=warn (default here).
 set -euo pipefail
 
 connections="${1:-1000}"
@@ -80,7 +83,8 @@ run_one() { # name port command...
     server_pid=""
 }
 
-run_one ssehub 18180 target/release/ssehub serve --listen 127.0.0.1:18180 --admin-token "$token"
+export RUST_LOG="${RUST_LOG:-warn}"
+run_one ssehub 18180 "${SSEHUB_BIN:-target/release/ssehub}" serve --listen 127.0.0.1:18180 --admin-token "$token"
 run_one baseline 18181 target/release/examples/baseline --listen 127.0.0.1:18181 --admin-token "$token"
 run_one limit 18182 target/release/examples/limit --listen 127.0.0.1:18182 --admin-token "$token"
 

@@ -278,19 +278,15 @@ pub async fn run(args: LoadArgs) -> Result<Report, LoadError> {
                 pad: args.payload,
                 until,
             };
-            tokio::spawn(publisher::publish(
-                target.clone(),
-                plan,
-                Arc::clone(&shared),
-            ))
+            spawn_publisher(target.clone(), plan, Arc::clone(&shared))
         })
         .collect();
     let mut published = SeqSet::default();
     let mut publish_stats = PublishStats::default();
     for handle in publishers {
-        let stats = handle.await.unwrap_or_else(|e| PublishStats {
+        let stats = handle.await.unwrap_or_else(|_| PublishStats {
             errors: 1,
-            first_error: Some(format!("publisher task failed: {e}")),
+            first_error: Some("publisher thread failed".into()),
             ..PublishStats::default()
         });
         publish_stats.requests += stats.requests;
@@ -398,6 +394,38 @@ pub async fn run(args: LoadArgs) -> Result<Report, LoadError> {
         print!("{report}");
     }
     Ok(report)
+}
+
+/// Runs a publisher on its own thread and current-thread runtime, so its
+/// pacing does not depend on how busy the receiving connections keep the
+/// main runtime (they would otherwise delay publishes and understate the
+/// offered rate).
+fn spawn_publisher(
+    target: Target,
+    plan: PublishPlan,
+    shared: Arc<Shared>,
+) -> tokio::sync::oneshot::Receiver<PublishStats> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let spawned = std::thread::Builder::new()
+        .name("load-publisher".into())
+        .spawn(move || {
+            let stats = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(runtime) => runtime.block_on(publisher::publish(target, plan, shared)),
+                Err(error) => PublishStats {
+                    errors: 1,
+                    first_error: Some(format!("publisher runtime: {error}")),
+                    ..PublishStats::default()
+                },
+            };
+            let _ = tx.send(stats);
+        });
+    // If the thread could not start, `tx` was dropped with the closure and
+    // the receiver reports it as a failed publisher.
+    drop(spawned);
+    rx
 }
 
 /// Waits for every connection task; a task that panicked counts as a stream
