@@ -2,12 +2,13 @@
 //!
 //! Accepts any number of connections (TCP_NODELAY). Any `GET` (except
 //! `/healthz`, which answers `ok`) gets SSE response headers and stays open as
-//! a close-delimited event stream; its socket is handed to one writer thread.
-//! `POST /admin/events` (bearer token, the same JSON body as ssehub: one object
-//! or an array) encodes the batch's frames **once** into one buffer and queues
-//! it. The writer thread takes everything queued (several batches coalesce
-//! into one buffer) and writes it to every socket with one non-blocking
-//! `write` each; a socket that cannot take it all keeps the rest and is
+//! a close-delimited event stream; its socket is handed to one of `--writers`
+//! writer threads (default: one per CPU), round robin. `POST /admin/events`
+//! (bearer token, the same JSON body as ssehub: one object or an array)
+//! encodes the batch's frames **once** into one buffer and queues it to every
+//! writer. Each writer takes everything queued (several batches coalesce into
+//! one buffer) and writes it to each of its sockets with one non-blocking
+//! `write`; a socket that cannot take it all keeps the rest and is
 //! retried on the next round (more than 64 MiB behind: dropped). No task per
 //! subscriber, no wake-up per subscriber, no replay, no filtering, no ring:
 //! one syscall per socket per round is what this machine can do, the
@@ -39,6 +40,9 @@ struct Args {
     /// Bearer token for `POST /admin/events`.
     #[arg(long, env = "SSEHUB_ADMIN_TOKEN")]
     admin_token: String,
+    /// Writer threads (0: one per CPU).
+    #[arg(long, default_value_t = 0)]
+    writers: usize,
 }
 
 const MAX_HEAD: usize = 64 * 1024;
@@ -51,6 +55,13 @@ struct Hub {
     token: String,
     generation: String,
     next_seq: AtomicU64,
+    writers: Vec<Writer>,
+    next_writer: AtomicU64,
+}
+
+/// One writer thread's inbox.
+#[derive(Default)]
+struct Writer {
     /// Batches published and not yet written, and subscribers not yet
     /// adopted by the writer.
     queue: Mutex<Queue>,
@@ -114,7 +125,7 @@ fn write_some(socket: &mut std::net::TcpStream, bytes: &[u8]) -> Option<usize> {
 }
 
 /// The writer thread: every round, all queued batches to every socket.
-fn writer(hub: &Hub) {
+fn writer(hub: &Writer) {
     let mut subs: Vec<Sub> = Vec::new();
     let mut frames = BytesMut::new();
     loop {
@@ -164,18 +175,22 @@ async fn main() -> std::io::Result<()> {
     let nanos = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64);
+    let writers = match args.writers {
+        0 => std::thread::available_parallelism().map_or(1, usize::from),
+        n => n,
+    };
     let hub = Arc::new(Hub {
         token: args.admin_token,
         generation: format!("{nanos:016x}"),
         next_seq: AtomicU64::new(0),
-        queue: Mutex::new(Queue::default()),
-        wake: Condvar::new(),
+        writers: (0..writers).map(|_| Writer::default()).collect(),
+        next_writer: AtomicU64::new(0),
     });
-    {
+    for index in 0..writers {
         let hub = Arc::clone(&hub);
         std::thread::Builder::new()
-            .name("limit-writer".into())
-            .spawn(move || writer(&hub))?;
+            .name(format!("limit-writer-{index}"))
+            .spawn(move || writer(&hub.writers[index]))?;
     }
     let listener = TcpListener::bind(args.listen).await?;
     eprintln!("limit: listening on {}", args.listen);
@@ -338,8 +353,10 @@ fn publish(hub: &Hub, body: &[u8]) -> (u16, String) {
         ids.push(Value::String(id));
     }
     let frames = frames.freeze();
-    hub.queue.lock().batches.push(frames);
-    hub.wake.notify_one();
+    for writer in &hub.writers {
+        writer.queue.lock().batches.push(frames.clone());
+        writer.wake.notify_one();
+    }
     (200, serde_json::json!({ "ids": ids }).to_string())
 }
 
@@ -353,6 +370,8 @@ async fn subscribe(mut stream: TcpStream, hub: &Hub) {
     let Ok(socket) = stream.into_std() else {
         return;
     };
-    hub.queue.lock().joined.push(socket);
-    hub.wake.notify_one();
+    let index = hub.next_writer.fetch_add(1, Ordering::Relaxed) as usize % hub.writers.len();
+    let writer = &hub.writers[index];
+    writer.queue.lock().joined.push(socket);
+    writer.wake.notify_one();
 }
