@@ -32,6 +32,9 @@ else
     load=(target/release/examples/load)
 fi
 
+# Servers and the load generator inherit this: room for every connection.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+
 out="$(mktemp -d)"
 server_pid=""
 cleanup() {

@@ -15,7 +15,7 @@
 //!   giving memory per connection.
 //!
 //! The transport is a raw tokio `TcpStream` with a hand-written HTTP/1.1
-//! request and chunked/identity body decoding ([`http1`](self) internals):
+//! request and chunked/identity body decoding (the private `http1` module):
 //! one task and one 16 KiB buffer per connection, no per-frame allocation in
 //! the transport. Frames are parsed with [`crate::parse::Parser`].
 //!
