@@ -114,7 +114,7 @@ field() { # file jq-path ("cpu" and "per_cpu" read the .cpu file)
 }
 
 echo
-echo "connections=$connections rate=$rate batch=$batch duration=$duration $(nproc) cpus, $(rustc --version), commit $(git rev-parse --short HEAD)"
+echo "connections=$connections rate=$rate batch=$batch duration=$duration $(nproc) cpus, $(rustc --version), commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
 printf '%-22s %14s %14s %14s\n' "" ssehub baseline limit
 for row in \
     "established:.established" \
@@ -124,7 +124,8 @@ for row in \
     "latency p99 us:.latency.p99_us" \
     "latency p99.9 us:.latency.p999_us" \
     "latency max us:.latency.max_us" \
-    "lost:.lost" \
+    "lost (gaps):.lost" \
+    "undelivered at stop:.undelivered" \
     "duplicates:.duplicates" \
     "ended by server:.ended_by_server" \
     "connect errors:.connect_errors" \

@@ -9,7 +9,10 @@
 //! - publish→receive latency percentiles (each event carries its publish wall
 //!   clock in nanoseconds; the receiver reads the clock once per socket read);
 //! - lost and duplicate events per connection, exact by `seq` (a bitset per
-//!   connection against the set of events the server accepted);
+//!   connection against the set of events the server accepted); an event
+//!   missing before the newest one a connection received is *lost* (a gap),
+//!   one after it is *undelivered* (still queued somewhere when the run
+//!   stopped: the offered rate was more than the path could carry);
 //! - connect errors, streams the server ended, stream errors;
 //! - with `--server-pid`, the server's `VmRSS` before and after connecting,
 //!   giving memory per connection.
@@ -27,7 +30,12 @@
 //!
 //! A stream the server ends (reset, shutdown, lag) is not reopened: it is
 //! counted in [`Report::ended_by_server`] with the last comment it carried,
-//! and the events it missed count as lost.
+//! and the events it missed count as undelivered.
+//!
+//! `--rate 0` is open loop: the publisher goes as fast as the server accepts
+//! publishes, whether or not subscribers keep up, so queues and latency grow
+//! without bound; use it to find the publish ceiling, and a fixed rate below
+//! saturation to compare latency.
 //!
 //! # Examples
 //!
@@ -101,7 +109,9 @@ pub struct LoadArgs {
     /// Extra bytes of padding in each event's data.
     #[arg(long, default_value_t = 0)]
     pub payload: usize,
-    /// Subscribe with `?event_type=` this list instead of to everything.
+    /// Subscribe with `?event_type=` this comma list instead of to
+    /// everything (include `load`, the generator's own type, or nothing
+    /// arrives; other types measure the filter's cost).
     #[arg(long)]
     pub event_type: Option<String>,
     /// Connection attempts in flight at once.
@@ -355,8 +365,13 @@ pub async fn run(args: LoadArgs) -> Result<Report, LoadError> {
                     .get_or_insert_with(|| error.clone());
             }
         }
-        let lost = conn.seen.missing_from(&published);
+        // Missing below the newest event the connection saw is a gap; above
+        // it, the tail had not arrived when the run stopped.
+        let missing = conn.seen.missing_from(&published);
+        let undelivered = published.count_above(conn.seen.max());
+        let lost = missing - undelivered.min(missing);
         report.lost += lost;
+        report.undelivered += undelivered.min(missing);
         if lost > 0 {
             report.connections_with_loss += 1;
         }

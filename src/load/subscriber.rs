@@ -58,6 +58,39 @@ impl SeqSet {
             .sum()
     }
 
+    /// The largest member.
+    pub(crate) fn max(&self) -> Option<u64> {
+        let (index, word) = self
+            .words
+            .iter()
+            .enumerate()
+            .rev()
+            .find(|(_, w)| **w != 0)?;
+        Some(index as u64 * 64 + 63 - u64::from(word.leading_zeros()))
+    }
+
+    /// How many members are greater than `bound` (all of them for `None`).
+    pub(crate) fn count_above(&self, bound: Option<u64>) -> u64 {
+        let Some(bound) = bound else {
+            return self.len();
+        };
+        let first = bound / 64;
+        let Ok(first_index) = usize::try_from(first) else {
+            return 0;
+        };
+        let Some(&partial) = self.words.get(first_index) else {
+            return 0;
+        };
+        // Bits above `bound` in its own word, then every later word.
+        let shift = bound % 64 + 1;
+        let in_first = if shift == 64 { 0 } else { partial >> shift };
+        u64::from(in_first.count_ones())
+            + self.words[first_index + 1..]
+                .iter()
+                .map(|w| u64::from(w.count_ones()))
+                .sum::<u64>()
+    }
+
     /// Adds every member of `other`.
     pub(crate) fn union_with(&mut self, other: &SeqSet) {
         if other.words.len() > self.words.len() {
@@ -418,6 +451,13 @@ mod tests {
         assert_eq!(got.len(), 100);
         assert_eq!(got.missing_from(&all), 100);
         assert_eq!(all.missing_from(&got), 0);
+        assert_eq!(got.max(), Some(198));
+        assert_eq!(SeqSet::default().max(), None);
+        assert_eq!(all.count_above(Some(198)), 1);
+        assert_eq!(all.count_above(Some(63)), 136);
+        assert_eq!(all.count_above(Some(64)), 135);
+        assert_eq!(all.count_above(None), 200);
+        assert_eq!(all.count_above(Some(10_000)), 0);
         let mut more = SeqSet::default();
         more.insert(1000);
         more.union_with(&got);
