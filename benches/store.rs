@@ -10,11 +10,21 @@
 //! - `store_append`: appends spread over all sessions, on 1 and 2 threads
 //!   (each thread owns half the sessions); throughput in appends/s.
 //! - `store_replay`: replay the last 8 events of a random stream.
-//! - `store_replay_lookup`: replay the last event with 1,000 / 10,000 /
-//!   100,000 sessions open: the lookup cost should not grow.
+//! - `store_replay_lookup`: replay the last event of one of 1,000 / 10,000
+//!   / 100,000 single-stream sessions: the lookup is O(1) (hash lookups and
+//!   index arithmetic); what growth remains is cache misses.
 //!
 //! Run: `cargo bench --bench store` (add `-- --warm-up-time 1
 //! --measurement-time 3` for a quicker pass).
+//!
+//! On a shared machine, wall-clock figures move with other load; for a
+//! figure that does not, run a fixed amount of append work under `perf stat`
+//! and divide cycles by appends:
+//!
+//! ```text
+//! STORE_FIXED=ssehub:2:2000000 perf stat -e cycles:u,instructions:u,task-clock \
+//!     target/release/deps/store-<hash>
+//! ```
 
 use std::collections::{HashMap, VecDeque};
 use std::hint::black_box;
@@ -22,7 +32,7 @@ use std::sync::Barrier;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use criterion::{criterion_group, BenchmarkId, Criterion, Throughput};
 use parking_lot::Mutex;
 use ssehub::store::{message_cost, Config, SessionId, Store, StreamId};
 
@@ -357,9 +367,71 @@ fn replay_lookup(c: &mut Criterion) {
                 black_box(store.after(s, t, last - 1).unwrap())
             })
         });
+        let port = go_port::MemoryEventStore::new(1 << 30);
+        let names: Vec<String> = (0..sessions).map(|i| format!("{i:026}")).collect();
+        for s in &names {
+            port.open(s, "0");
+            port.append(s, "0", data.clone());
+            port.append(s, "0", data.clone());
+        }
+        group.bench_with_input(BenchmarkId::new("go-port", sessions), &sessions, |b, &n| {
+            let mut i = 0u64;
+            b.iter(|| {
+                i += 1;
+                black_box(port.after(&names[pick(i, n)], "0", 0).unwrap())
+            })
+        });
     }
     group.finish();
 }
 
+/// `STORE_FIXED=<ssehub|go-port>:<threads>:<appends per thread>`: a fixed
+/// amount of steady-state append work and nothing else, for `perf stat`
+/// (cycles per append do not depend on other load on the machine).
+fn fixed(spec: &str) {
+    let mut it = spec.split(':');
+    let (Some(which), Some(threads), Some(n)) = (it.next(), it.next(), it.next()) else {
+        panic!("STORE_FIXED=<ssehub|go-port>:<threads>:<appends per thread>");
+    };
+    let threads: usize = threads.parse().expect("threads");
+    let n: u64 = n.parse().expect("appends per thread");
+    let data = Bytes::from_static(&DATA);
+    let mine = SESSIONS / threads;
+    let wall = match which {
+        "ssehub" => {
+            let o = ours(SESSIONS, BUDGET);
+            timed(threads, n, |t, iters| {
+                for i in 0..iters as usize {
+                    let (s, st) = &o.handles[t * mine + (i * 7) % mine];
+                    black_box(o.store.append(*s, st[i % STREAMS], data.clone()).unwrap());
+                }
+            })
+        }
+        "go-port" => {
+            let p = port(SESSIONS, BUDGET);
+            timed(threads, n, |t, iters| {
+                for i in 0..iters as usize {
+                    let (s, st) = &p.names[t * mine + (i * 7) % mine];
+                    p.store.append(s, &st[i % STREAMS], data.clone());
+                }
+            })
+        }
+        other => panic!("unknown store {other}"),
+    };
+    let total = n * threads as u64;
+    println!(
+        "{which} threads={threads} appends={total} wall={wall:?} throughput={:.3} M/s",
+        total as f64 / wall.as_secs_f64() / 1e6
+    );
+}
+
 criterion_group!(benches, append, replay, replay_lookup);
-criterion_main!(benches);
+
+fn main() {
+    if let Ok(spec) = std::env::var("STORE_FIXED") {
+        fixed(&spec);
+        return;
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}
