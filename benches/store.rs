@@ -149,6 +149,16 @@ mod go_port {
             Ok(dl.data.range(start - dl.first..).cloned().collect())
         }
 
+        /// Messages currently retained.
+        pub fn retained(&self) -> usize {
+            let s = self.mu.lock();
+            s.store
+                .values()
+                .flat_map(|sm| sm.values())
+                .map(|dl| dl.data.len())
+                .sum()
+        }
+
         /// The newest index of a stream (Go callers track this themselves).
         pub fn last_index(&self, session: &str, stream: &str) -> i64 {
             let s = self.mu.lock();
@@ -397,30 +407,34 @@ fn fixed(spec: &str) {
     let n: u64 = n.parse().expect("appends per thread");
     let data = Bytes::from_static(&DATA);
     let mine = SESSIONS / threads;
-    let wall = match which {
+    let fits = BUDGET / message_cost(PAYLOAD);
+    let (wall, retained) = match which {
         "ssehub" => {
             let o = ours(SESSIONS, BUDGET);
-            timed(threads, n, |t, iters| {
+            let wall = timed(threads, n, |t, iters| {
                 for i in 0..iters as usize {
                     let (s, st) = &o.handles[t * mine + (i * 7) % mine];
                     black_box(o.store.append(*s, st[i % STREAMS], data.clone()).unwrap());
                 }
-            })
+            });
+            (wall, o.store.used_bytes() / message_cost(PAYLOAD))
         }
         "go-port" => {
             let p = port(SESSIONS, BUDGET);
-            timed(threads, n, |t, iters| {
+            let wall = timed(threads, n, |t, iters| {
                 for i in 0..iters as usize {
                     let (s, st) = &p.names[t * mine + (i * 7) % mine];
                     p.store.append(s, &st[i % STREAMS], data.clone());
                 }
-            })
+            });
+            (wall, p.store.retained() as u64)
         }
         other => panic!("unknown store {other}"),
     };
     let total = n * threads as u64;
     println!(
-        "{which} threads={threads} appends={total} wall={wall:?} throughput={:.3} M/s",
+        "{which} threads={threads} appends={total} wall={wall:?} throughput={:.3} M/s \
+         retained={retained}/{fits} messages",
         total as f64 / wall.as_secs_f64() / 1e6
     );
 }

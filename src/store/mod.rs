@@ -376,11 +376,22 @@ impl Store {
         // Reserve first, evicting the oldest messages as needed, and only
         // then take this session's shard lock: a full store's append takes
         // two locks (the evicted shard's and ours), never one inside another.
-        while !self.budget.try_reserve(cost) {
-            if !self.evict_oldest() {
-                // Everything charged belongs to appends in flight; they hold
-                // no lock we need and finish promptly.
-                std::thread::yield_now();
+        if !self.budget.try_reserve(cost) {
+            loop {
+                match self.evict_oldest() {
+                    // One atomic operation returns the evicted bytes and
+                    // takes ours if they now fit.
+                    Some(freed) if self.budget.release_and_reserve(freed, cost) => break,
+                    Some(_) => {}
+                    None => {
+                        // Everything charged belongs to appends in flight;
+                        // they hold no lock we need and finish promptly.
+                        std::thread::yield_now();
+                        if self.budget.try_reserve(cost) {
+                            break;
+                        }
+                    }
+                }
             }
         }
         let shard = self.shard(session.key);
@@ -411,8 +422,9 @@ impl Store {
         Ok(index)
     }
 
-    /// Evicts the oldest message in the store; false if there is none.
-    fn evict_oldest(&self) -> bool {
+    /// Evicts the oldest message in the store and returns its cost, still
+    /// charged: the caller must release it. `None` if there is none.
+    fn evict_oldest(&self) -> Option<u64> {
         loop {
             let mut best = u64::MAX;
             let mut at = None;
@@ -423,17 +435,14 @@ impl Store {
                     at = Some(i);
                 }
             }
-            let Some(i) = at else {
-                return false;
-            };
+            let i = at?;
             let shard = &self.shards[i];
             let mut inner = shard.inner.lock();
             let evicted = inner.evict_front(best);
             shard.publish(&inner);
             drop(inner);
-            if let Some(cost) = evicted {
-                self.budget.release(cost);
-                return true;
+            if evicted.is_some() {
+                return evicted;
             }
         }
     }
