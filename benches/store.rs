@@ -8,7 +8,9 @@
 //! filled to their budget first so every append evicts):
 //!
 //! - `store_append`: appends spread over all sessions, on 1 and 2 threads
-//!   (each thread owns half the sessions); throughput in appends/s.
+//!   (each thread owns half the sessions); throughput in appends/s. The Go
+//!   store runs twice: the algorithm alone (`go-port`) and as shipped, with
+//!   its invariant walk on every append (`go-port-as-shipped`).
 //! - `store_replay`: replay the last 8 events of a random stream.
 //! - `store_replay_lookup`: replay the last event of one of 1,000 / 10,000
 //!   / 100,000 single-stream sessions: the lookup is O(1) (hash lookups and
@@ -45,8 +47,11 @@ const BUDGET: u64 = 4 << 20;
 /// so neither store pays for reference counting in these runs.
 static DATA: [u8; PAYLOAD] = [b'x'; PAYLOAD];
 
-/// The Go SDK's algorithm, ported line by line (with its `validate` debug
-/// walk switched off, which would make every purge O(all data)).
+/// The Go SDK's algorithm, ported line by line (modelcontextprotocol/go-sdk
+/// `mcp/event.go` at 4e858272). The SDK ships with
+/// `validateMemoryEventStore = true`, which walks all stored data at the end
+/// of every purge, and `Append` purges on every call; `new` leaves that
+/// debug walk off (the algorithm alone), `as_shipped` turns it on.
 mod go_port {
     use super::*;
 
@@ -77,6 +82,7 @@ mod go_port {
     }
 
     struct Inner {
+        validate: bool,
         max_bytes: usize,
         n_bytes: usize,
         store: HashMap<String, HashMap<String, DataList>>,
@@ -110,13 +116,37 @@ mod go_port {
                 }
                 assert!(changed, "no progress during purge");
             }
+            self.validate();
+        }
+
+        fn validate(&self) {
+            if !self.validate {
+                return;
+            }
+            let n: usize = self
+                .store
+                .values()
+                .flat_map(|sm| sm.values())
+                .flat_map(|dl| dl.data.iter())
+                .map(|d| d.len())
+                .sum();
+            assert_eq!(n, self.n_bytes, "sizes don't add up");
         }
     }
 
     impl MemoryEventStore {
         pub fn new(max_bytes: usize) -> Self {
+            Self::with_validation(max_bytes, false)
+        }
+
+        pub fn as_shipped(max_bytes: usize) -> Self {
+            Self::with_validation(max_bytes, true)
+        }
+
+        fn with_validation(max_bytes: usize, validate: bool) -> Self {
             Self {
                 mu: Mutex::new(Inner {
+                    validate,
                     max_bytes,
                     n_bytes: 0,
                     store: HashMap::new(),
@@ -130,7 +160,10 @@ mod go_port {
 
         pub fn append(&self, session: &str, stream: &str, data: Bytes) {
             let mut s = self.mu.lock();
-            s.init(session, stream);
+            // Go calls init, then purge, then appends to the list init
+            // returned. Purging never removes a list and skips empty ones,
+            // so purging first and then looking the list up once is the same
+            // and costs the port no extra lookup.
             // Purge before adding, so at least the current item is present.
             s.purge();
             let len = data.len();
@@ -205,9 +238,13 @@ struct Port {
 }
 
 fn port(sessions: usize, budget: u64) -> Port {
+    port_with(sessions, budget, go_port::MemoryEventStore::new)
+}
+
+fn port_with(sessions: usize, budget: u64, make: fn(usize) -> go_port::MemoryEventStore) -> Port {
     // The same number of messages as ours holds.
     let msgs = budget / message_cost(PAYLOAD);
-    let store = go_port::MemoryEventStore::new((msgs as usize) * PAYLOAD);
+    let store = make((msgs as usize) * PAYLOAD);
     let names: Vec<(String, Vec<String>)> = (0..sessions)
         .map(|i| {
             // Go SDK session ids are random 26-character strings.
@@ -255,6 +292,7 @@ fn append(c: &mut Criterion) {
     let data = Bytes::from_static(&DATA);
     let o = ours(SESSIONS, BUDGET);
     let p = port(SESSIONS, BUDGET);
+    let shipped = port_with(SESSIONS, BUDGET, go_port::MemoryEventStore::as_shipped);
     for threads in [1usize, 2] {
         group.throughput(Throughput::Elements(threads as u64));
         group.bench_with_input(BenchmarkId::new("ssehub", threads), &threads, |b, &n| {
@@ -275,6 +313,18 @@ fn append(c: &mut Criterion) {
                     for i in 0..iters as usize {
                         let (s, st) = &p.names[t * mine + (i * 7) % mine];
                         p.store.append(s, &st[i % STREAMS], data.clone());
+                    }
+                })
+            })
+        });
+        let id = BenchmarkId::new("go-port-as-shipped", threads);
+        group.bench_with_input(id, &threads, |b, &n| {
+            b.iter_custom(|iters| {
+                timed(n, iters, |t, iters| {
+                    let mine = SESSIONS / n;
+                    for i in 0..iters as usize {
+                        let (s, st) = &shipped.names[t * mine + (i * 7) % mine];
+                        shipped.store.append(s, &st[i % STREAMS], data.clone());
                     }
                 })
             })
@@ -395,13 +445,14 @@ fn replay_lookup(c: &mut Criterion) {
     group.finish();
 }
 
-/// `STORE_FIXED=<ssehub|go-port>:<threads>:<appends per thread>`: a fixed
+/// `STORE_FIXED=<ssehub|go-port|go-port-as-shipped>:<threads>:<appends per
+/// thread>`: a fixed
 /// amount of steady-state append work and nothing else, for `perf stat`
 /// (cycles per append do not depend on other load on the machine).
 fn fixed(spec: &str) {
     let mut it = spec.split(':');
     let (Some(which), Some(threads), Some(n)) = (it.next(), it.next(), it.next()) else {
-        panic!("STORE_FIXED=<ssehub|go-port>:<threads>:<appends per thread>");
+        panic!("STORE_FIXED=<store>:<threads>:<appends per thread>");
     };
     let threads: usize = threads.parse().expect("threads");
     let n: u64 = n.parse().expect("appends per thread");
@@ -419,8 +470,12 @@ fn fixed(spec: &str) {
             });
             (wall, o.store.used_bytes() / message_cost(PAYLOAD))
         }
-        "go-port" => {
-            let p = port(SESSIONS, BUDGET);
+        "go-port" | "go-port-as-shipped" => {
+            let p = if which == "go-port" {
+                port(SESSIONS, BUDGET)
+            } else {
+                port_with(SESSIONS, BUDGET, go_port::MemoryEventStore::as_shipped)
+            };
             let wall = timed(threads, n, |t, iters| {
                 for i in 0..iters as usize {
                     let (s, st) = &p.names[t * mine + (i * 7) % mine];
@@ -439,11 +494,59 @@ fn fixed(spec: &str) {
     );
 }
 
+/// `STORE_LATENCY=<store>:<appends>`: one thread, each steady-state append
+/// timed on its own; prints percentiles. The Go algorithm's purge drops one
+/// message from every stream at once, so its cost arrives in spikes.
+fn latency(spec: &str) {
+    let (which, n) = spec
+        .split_once(':')
+        .expect("STORE_LATENCY=<store>:<appends>");
+    let n: usize = n.parse().expect("appends");
+    let data = Bytes::from_static(&DATA);
+    let mut ns: Vec<u64> = Vec::with_capacity(n);
+    match which {
+        "ssehub" => {
+            let o = ours(SESSIONS, BUDGET);
+            for i in 0..n {
+                let (s, st) = &o.handles[(i * 7) % SESSIONS];
+                let t = Instant::now();
+                black_box(o.store.append(*s, st[i % STREAMS], data.clone()).unwrap());
+                ns.push(t.elapsed().as_nanos() as u64);
+            }
+        }
+        "go-port" => {
+            let p = port(SESSIONS, BUDGET);
+            for i in 0..n {
+                let (s, st) = &p.names[(i * 7) % SESSIONS];
+                let t = Instant::now();
+                p.store.append(s, &st[i % STREAMS], data.clone());
+                ns.push(t.elapsed().as_nanos() as u64);
+            }
+        }
+        other => panic!("unknown store {other}"),
+    }
+    ns.sort_unstable();
+    let q = |p: f64| ns[((ns.len() as f64 * p) as usize).min(ns.len() - 1)];
+    println!(
+        "{which} appends={n} p50={}ns p99={}ns p99.9={}ns p99.99={}ns max={}ns over10us={}",
+        q(0.5),
+        q(0.99),
+        q(0.999),
+        q(0.9999),
+        ns[ns.len() - 1],
+        ns.iter().filter(|&&x| x > 10_000).count()
+    );
+}
+
 criterion_group!(benches, append, replay, replay_lookup);
 
 fn main() {
     if let Ok(spec) = std::env::var("STORE_FIXED") {
         fixed(&spec);
+        return;
+    }
+    if let Ok(spec) = std::env::var("STORE_LATENCY") {
+        latency(&spec);
         return;
     }
     benches();

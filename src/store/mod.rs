@@ -41,9 +41,12 @@
 //! A message of `len` payload bytes costs [`message_cost`]`(len)` =
 //! `len +` [`MESSAGE_OVERHEAD`]. An append first *reserves* its cost with a
 //! compare-and-swap that fails if the total would exceed the budget; on
-//! failure it evicts the oldest message in the process and tries again. A
-//! message's cost is returned only after it has been removed. Hence at every
-//! instant
+//! failure it evicts the oldest message in the process, returns that
+//! message's cost and retries its own reservation in one atomic step, and
+//! repeats until it fits. Only then does it take its session's shard lock,
+//! so a full store's append takes two locks, one after the other, and never
+//! holds one while waiting for another. A message's cost is returned only
+//! after it has been removed. Hence at every instant
 //!
 //! ```text
 //! sum of costs of retained messages  <=  reserved  <=  budget
@@ -51,11 +54,19 @@
 //!
 //! — the budget is never exceeded, not even by one message. A message whose
 //! cost alone exceeds the budget is refused ([`StoreError::TooLarge`]).
-//! Memory not charged against the budget is per session and per stream
-//! header (a few dozen bytes), freed when the session is closed or reclaimed;
-//! a stream emptied by eviction gives its buffer back and keeps only its two
+//! Memory not charged against the budget: per session and per stream
+//! headers (a few dozen bytes each), freed when the session is closed or
+//! reclaimed; queue entries left by closed sessions (24 bytes each, at most
+//! as many as live entries plus 64 per shard, see the shard docs); and
+//! allocator and deque slack (a deque is shrunk once it is a quarter full).
+//! A stream emptied by eviction gives its buffer back and keeps only its two
 //! indices, so that a late replay can still say "evicted" rather than
 //! "not issued yet".
+//!
+//! Appends to a closed or unknown session or stream store nothing, but since
+//! room is made before the session's lock is taken, such an append on a full
+//! store may already have evicted the oldest messages (which the next append
+//! would have evicted anyway).
 //!
 //! # Oldest-first, exactly
 //!
