@@ -13,14 +13,16 @@
 //!
 //! # Design
 //!
-//! Sessions are spread over `N` shards (a power of two, by default eight per
+//! Sessions are spread over `N` shards (a power of two, by default four per
 //! core); a session key picks its shard. Each shard is a `parking_lot` mutex
-//! over its sessions and its *eviction queue*. Appends to sessions in different
-//! shards take different locks, so they scale across cores; they share only
-//! two atomics (the byte counter and the global sequence). A replay takes only
-//! its session's shard lock — never a global one — and finds its position in
-//! O(1): a map lookup for the session and stream, then `index - first` into
-//! the stream's deque.
+//! over its sessions, their streams (one map keyed by session and stream,
+//! each stream carrying its session's secret, so an append, a replay or an
+//! eviction does one lookup) and its *eviction queue*. Appends to sessions in
+//! different shards take different locks, so they scale across cores; they
+//! share only two atomics (the byte counter and the global sequence). A
+//! replay takes only its session's shard lock — never a global one — and
+//! finds its position in O(1): one map lookup, then `index - first` into the
+//! stream's deque.
 //!
 //! Oldest-first eviction across the process comes from a *global append
 //! sequence* `gseq`: each message takes the next `gseq` while its shard lock
@@ -177,7 +179,7 @@ impl Config {
     pub const DEFAULT_IDLE_TTL: Duration = Duration::from_secs(600);
 
     /// A budget of `budget` bytes for the whole store, with defaults for the
-    /// rest: idle TTL [`DEFAULT_IDLE_TTL`](Self::DEFAULT_IDLE_TTL), eight
+    /// rest: idle TTL [`DEFAULT_IDLE_TTL`](Self::DEFAULT_IDLE_TTL), four
     /// shards per core, and a [`MonotonicClock`].
     pub fn new(budget: u64) -> Self {
         Self {
@@ -251,7 +253,7 @@ impl Store {
     /// A store set up by `config`.
     pub fn with_config(config: Config) -> Self {
         let shards = if config.shards == 0 {
-            std::thread::available_parallelism().map_or(8, |n| n.get() * 8)
+            std::thread::available_parallelism().map_or(8, |n| n.get() * 4)
         } else {
             config.shards
         };
@@ -300,9 +302,9 @@ impl Store {
             .map(|s| {
                 s.inner
                     .lock()
-                    .sessions
+                    .streams
                     .values()
-                    .map(|sess| sess.totals().1)
+                    .map(|log| log.bytes())
                     .sum::<u64>()
             })
             .sum()
@@ -353,8 +355,11 @@ impl Store {
         let sess = inner.session_mut(session)?;
         let n = sess.next_stream;
         sess.next_stream = n.checked_add(1).ok_or(StoreError::TooManyStreams)?;
-        sess.streams.insert(n, StreamLog::new());
+        sess.streams.push(n);
         sess.last_active = now;
+        inner
+            .streams
+            .insert((session.key, n), StreamLog::new(session.secret, now));
         Ok(StreamId(n))
     }
 
@@ -408,14 +413,7 @@ impl Store {
         let shard = self.shard(session.key);
         let mut guard = shard.inner.lock();
         let inner = &mut *guard;
-        let log = match inner.session_mut(session).and_then(|sess| {
-            let log = sess
-                .streams
-                .get_mut(&stream.0)
-                .ok_or(StoreError::UnknownStream)?;
-            sess.last_active = now;
-            Ok(log)
-        }) {
+        let log = match inner.stream_mut(session, stream.0) {
             Ok(log) => log,
             Err(e) => {
                 drop(guard);
@@ -427,6 +425,7 @@ impl Store {
         // other gseq of this shard; across shards only uniqueness and
         // monotonicity of the counter matter.
         let gseq = self.gseq.fetch_add(1, Ordering::Relaxed);
+        log.last_active = now;
         let index = log.push(gseq, data);
         inner.enqueue(gseq, session.key, stream.0);
         shard.publish(inner);
@@ -475,12 +474,9 @@ impl Store {
     ) -> Result<Vec<StoredEvent>, StoreError> {
         let now = self.clock.now();
         let mut inner = self.shard(session.key).inner.lock();
-        let sess = inner.session_mut(session)?;
-        sess.last_active = now;
-        sess.streams
-            .get(&stream.0)
-            .ok_or(StoreError::UnknownStream)?
-            .after(index)
+        let log = inner.stream_mut(session, stream.0)?;
+        log.last_active = now;
+        log.after(index)
     }
 
     /// Replays after an event id presented on behalf of `session` (e.g. a
@@ -530,11 +526,15 @@ impl Store {
     pub fn close_stream(&self, session: SessionId, stream: StreamId) -> Result<(), StoreError> {
         let shard = self.shard(session.key);
         let mut inner = shard.inner.lock();
+        inner.stream_mut(session, stream.0)?;
         let log = inner
-            .session_mut(session)?
             .streams
-            .remove(&stream.0)
+            .remove(&(session.key, stream.0))
             .ok_or(StoreError::UnknownStream)?;
+        let sess = inner.session_mut(session)?;
+        sess.streams.retain(|&t| t != stream.0);
+        // Keep the stream's activity: the session was active then.
+        sess.last_active = sess.last_active.max(log.last_active);
         inner.mark_dead(log.len());
         shard.publish(&inner);
         drop(inner);
@@ -550,10 +550,9 @@ impl Store {
         if inner.session_mut(session).is_err() {
             return false;
         }
-        let Some(sess) = inner.sessions.remove(&session.key) else {
+        let Some((msgs, bytes)) = inner.remove_session(session.key) else {
             return false;
         };
-        let (msgs, bytes) = sess.totals();
         inner.mark_dead(msgs);
         shard.publish(&inner);
         drop(inner);
@@ -568,19 +567,24 @@ impl Store {
         let mut freed = 0;
         for shard in self.shards.iter() {
             let mut inner = shard.inner.lock();
-            let mut msgs = 0;
-            let mut bytes = 0;
-            let ttl = self.idle_ttl;
-            inner.sessions.retain(|_, s| {
-                let keep = now.saturating_sub(s.last_active) <= ttl;
-                if !keep {
-                    let (m, b) = s.totals();
+            let (mut msgs, mut bytes) = (0, 0);
+            let idle: Vec<u64> = inner
+                .sessions
+                .keys()
+                .copied()
+                .filter(|&k| {
+                    inner
+                        .last_active(k)
+                        .is_some_and(|t| now.saturating_sub(t) > self.idle_ttl)
+                })
+                .collect();
+            for key in idle {
+                if let Some((m, b)) = inner.remove_session(key) {
                     msgs += m;
                     bytes += b;
                     freed += 1;
                 }
-                keep
-            });
+            }
             if msgs > 0 {
                 inner.mark_dead(msgs);
                 shard.publish(&inner);
@@ -589,6 +593,9 @@ impl Store {
                 && inner.sessions.len() * 4 < inner.sessions.capacity()
             {
                 inner.sessions.shrink_to_fit();
+            }
+            if inner.streams.capacity() > 64 && inner.streams.len() * 4 < inner.streams.capacity() {
+                inner.streams.shrink_to_fit();
             }
             drop(inner);
             self.budget.release(bytes);
