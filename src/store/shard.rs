@@ -75,11 +75,7 @@ impl ShardInner {
         stream: u32,
     ) -> Result<&mut StreamLog, StoreError> {
         let key = (id.key, stream);
-        if !self
-            .streams
-            .get(&key)
-            .is_some_and(|l| l.secret == id.secret)
-        {
+        if self.streams.get(&key).is_none_or(|l| l.secret != id.secret) {
             return Err(match self.session_mut(id) {
                 Ok(_) => StoreError::UnknownStream,
                 Err(e) => e,
