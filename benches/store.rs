@@ -8,13 +8,25 @@
 //! filled to their budget first so every append evicts):
 //!
 //! - `store_append`: appends spread over all sessions, on 1 and 2 threads
-//!   (each thread owns half the sessions); throughput in appends/s.
+//!   (each thread owns half the sessions); throughput in appends/s. The Go
+//!   store runs twice: the algorithm alone (`go-port`) and as shipped, with
+//!   its invariant walk on every append (`go-port-as-shipped`).
 //! - `store_replay`: replay the last 8 events of a random stream.
-//! - `store_replay_lookup`: replay the last event with 1,000 / 10,000 /
-//!   100,000 sessions open: the lookup cost should not grow.
+//! - `store_replay_lookup`: replay the last event of one of 1,000 / 10,000
+//!   / 100,000 single-stream sessions: the lookup is O(1) (hash lookups and
+//!   index arithmetic); what growth remains is cache misses.
 //!
 //! Run: `cargo bench --bench store` (add `-- --warm-up-time 1
 //! --measurement-time 3` for a quicker pass).
+//!
+//! On a shared machine, wall-clock figures move with other load; for a
+//! figure that does not, run a fixed amount of append work under `perf stat`
+//! and divide cycles by appends:
+//!
+//! ```text
+//! STORE_FIXED=ssehub:2:2000000 perf stat -e cycles:u,instructions:u,task-clock \
+//!     target/release/deps/store-<hash>
+//! ```
 
 use std::collections::{HashMap, VecDeque};
 use std::hint::black_box;
@@ -22,7 +34,7 @@ use std::sync::Barrier;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use criterion::{criterion_group, BenchmarkId, Criterion, Throughput};
 use parking_lot::Mutex;
 use ssehub::store::{message_cost, Config, SessionId, Store, StreamId};
 
@@ -35,8 +47,11 @@ const BUDGET: u64 = 4 << 20;
 /// so neither store pays for reference counting in these runs.
 static DATA: [u8; PAYLOAD] = [b'x'; PAYLOAD];
 
-/// The Go SDK's algorithm, ported line by line (with its `validate` debug
-/// walk switched off, which would make every purge O(all data)).
+/// The Go SDK's algorithm, ported line by line (modelcontextprotocol/go-sdk
+/// `mcp/event.go` at 4e858272). The SDK ships with
+/// `validateMemoryEventStore = true`, which walks all stored data at the end
+/// of every purge, and `Append` purges on every call; `new` leaves that
+/// debug walk off (the algorithm alone), `as_shipped` turns it on.
 mod go_port {
     use super::*;
 
@@ -67,6 +82,7 @@ mod go_port {
     }
 
     struct Inner {
+        validate: bool,
         max_bytes: usize,
         n_bytes: usize,
         store: HashMap<String, HashMap<String, DataList>>,
@@ -100,13 +116,37 @@ mod go_port {
                 }
                 assert!(changed, "no progress during purge");
             }
+            self.validate();
+        }
+
+        fn validate(&self) {
+            if !self.validate {
+                return;
+            }
+            let n: usize = self
+                .store
+                .values()
+                .flat_map(|sm| sm.values())
+                .flat_map(|dl| dl.data.iter())
+                .map(|d| d.len())
+                .sum();
+            assert_eq!(n, self.n_bytes, "sizes don't add up");
         }
     }
 
     impl MemoryEventStore {
         pub fn new(max_bytes: usize) -> Self {
+            Self::with_validation(max_bytes, false)
+        }
+
+        pub fn as_shipped(max_bytes: usize) -> Self {
+            Self::with_validation(max_bytes, true)
+        }
+
+        fn with_validation(max_bytes: usize, validate: bool) -> Self {
             Self {
                 mu: Mutex::new(Inner {
+                    validate,
                     max_bytes,
                     n_bytes: 0,
                     store: HashMap::new(),
@@ -120,7 +160,10 @@ mod go_port {
 
         pub fn append(&self, session: &str, stream: &str, data: Bytes) {
             let mut s = self.mu.lock();
-            s.init(session, stream);
+            // Go calls init, then purge, then appends to the list init
+            // returned. Purging never removes a list and skips empty ones,
+            // so purging first and then looking the list up once is the same
+            // and costs the port no extra lookup.
             // Purge before adding, so at least the current item is present.
             s.purge();
             let len = data.len();
@@ -137,6 +180,16 @@ mod go_port {
                 return Err("data purged".into());
             }
             Ok(dl.data.range(start - dl.first..).cloned().collect())
+        }
+
+        /// Messages currently retained.
+        pub fn retained(&self) -> usize {
+            let s = self.mu.lock();
+            s.store
+                .values()
+                .flat_map(|sm| sm.values())
+                .map(|dl| dl.data.len())
+                .sum()
         }
 
         /// The newest index of a stream (Go callers track this themselves).
@@ -185,9 +238,13 @@ struct Port {
 }
 
 fn port(sessions: usize, budget: u64) -> Port {
+    port_with(sessions, budget, go_port::MemoryEventStore::new)
+}
+
+fn port_with(sessions: usize, budget: u64, make: fn(usize) -> go_port::MemoryEventStore) -> Port {
     // The same number of messages as ours holds.
     let msgs = budget / message_cost(PAYLOAD);
-    let store = go_port::MemoryEventStore::new((msgs as usize) * PAYLOAD);
+    let store = make((msgs as usize) * PAYLOAD);
     let names: Vec<(String, Vec<String>)> = (0..sessions)
         .map(|i| {
             // Go SDK session ids are random 26-character strings.
@@ -235,6 +292,7 @@ fn append(c: &mut Criterion) {
     let data = Bytes::from_static(&DATA);
     let o = ours(SESSIONS, BUDGET);
     let p = port(SESSIONS, BUDGET);
+    let shipped = port_with(SESSIONS, BUDGET, go_port::MemoryEventStore::as_shipped);
     for threads in [1usize, 2] {
         group.throughput(Throughput::Elements(threads as u64));
         group.bench_with_input(BenchmarkId::new("ssehub", threads), &threads, |b, &n| {
@@ -255,6 +313,18 @@ fn append(c: &mut Criterion) {
                     for i in 0..iters as usize {
                         let (s, st) = &p.names[t * mine + (i * 7) % mine];
                         p.store.append(s, &st[i % STREAMS], data.clone());
+                    }
+                })
+            })
+        });
+        let id = BenchmarkId::new("go-port-as-shipped", threads);
+        group.bench_with_input(id, &threads, |b, &n| {
+            b.iter_custom(|iters| {
+                timed(n, iters, |t, iters| {
+                    let mine = SESSIONS / n;
+                    for i in 0..iters as usize {
+                        let (s, st) = &shipped.names[t * mine + (i * 7) % mine];
+                        shipped.store.append(s, &st[i % STREAMS], data.clone());
                     }
                 })
             })
@@ -357,9 +427,128 @@ fn replay_lookup(c: &mut Criterion) {
                 black_box(store.after(s, t, last - 1).unwrap())
             })
         });
+        let port = go_port::MemoryEventStore::new(1 << 30);
+        let names: Vec<String> = (0..sessions).map(|i| format!("{i:026}")).collect();
+        for s in &names {
+            port.open(s, "0");
+            port.append(s, "0", data.clone());
+            port.append(s, "0", data.clone());
+        }
+        group.bench_with_input(BenchmarkId::new("go-port", sessions), &sessions, |b, &n| {
+            let mut i = 0u64;
+            b.iter(|| {
+                i += 1;
+                black_box(port.after(&names[pick(i, n)], "0", 0).unwrap())
+            })
+        });
     }
     group.finish();
 }
 
+/// `STORE_FIXED=<ssehub|go-port|go-port-as-shipped>:<threads>:<appends per
+/// thread>`: a fixed
+/// amount of steady-state append work and nothing else, for `perf stat`
+/// (cycles per append do not depend on other load on the machine).
+fn fixed(spec: &str) {
+    let mut it = spec.split(':');
+    let (Some(which), Some(threads), Some(n)) = (it.next(), it.next(), it.next()) else {
+        panic!("STORE_FIXED=<store>:<threads>:<appends per thread>");
+    };
+    let threads: usize = threads.parse().expect("threads");
+    let n: u64 = n.parse().expect("appends per thread");
+    let data = Bytes::from_static(&DATA);
+    let mine = SESSIONS / threads;
+    let fits = BUDGET / message_cost(PAYLOAD);
+    let (wall, retained) = match which {
+        "ssehub" => {
+            let o = ours(SESSIONS, BUDGET);
+            let wall = timed(threads, n, |t, iters| {
+                for i in 0..iters as usize {
+                    let (s, st) = &o.handles[t * mine + (i * 7) % mine];
+                    black_box(o.store.append(*s, st[i % STREAMS], data.clone()).unwrap());
+                }
+            });
+            (wall, o.store.used_bytes() / message_cost(PAYLOAD))
+        }
+        "go-port" | "go-port-as-shipped" => {
+            let p = if which == "go-port" {
+                port(SESSIONS, BUDGET)
+            } else {
+                port_with(SESSIONS, BUDGET, go_port::MemoryEventStore::as_shipped)
+            };
+            let wall = timed(threads, n, |t, iters| {
+                for i in 0..iters as usize {
+                    let (s, st) = &p.names[t * mine + (i * 7) % mine];
+                    p.store.append(s, &st[i % STREAMS], data.clone());
+                }
+            });
+            (wall, p.store.retained() as u64)
+        }
+        other => panic!("unknown store {other}"),
+    };
+    let total = n * threads as u64;
+    println!(
+        "{which} threads={threads} appends={total} wall={wall:?} throughput={:.3} M/s \
+         retained={retained}/{fits} messages",
+        total as f64 / wall.as_secs_f64() / 1e6
+    );
+}
+
+/// `STORE_LATENCY=<store>:<appends>`: one thread, each steady-state append
+/// timed on its own; prints percentiles. The Go algorithm's purge drops one
+/// message from every stream at once, so its cost arrives in spikes.
+fn latency(spec: &str) {
+    let (which, n) = spec
+        .split_once(':')
+        .expect("STORE_LATENCY=<store>:<appends>");
+    let n: usize = n.parse().expect("appends");
+    let data = Bytes::from_static(&DATA);
+    let mut ns: Vec<u64> = Vec::with_capacity(n);
+    match which {
+        "ssehub" => {
+            let o = ours(SESSIONS, BUDGET);
+            for i in 0..n {
+                let (s, st) = &o.handles[(i * 7) % SESSIONS];
+                let t = Instant::now();
+                black_box(o.store.append(*s, st[i % STREAMS], data.clone()).unwrap());
+                ns.push(t.elapsed().as_nanos() as u64);
+            }
+        }
+        "go-port" => {
+            let p = port(SESSIONS, BUDGET);
+            for i in 0..n {
+                let (s, st) = &p.names[(i * 7) % SESSIONS];
+                let t = Instant::now();
+                p.store.append(s, &st[i % STREAMS], data.clone());
+                ns.push(t.elapsed().as_nanos() as u64);
+            }
+        }
+        other => panic!("unknown store {other}"),
+    }
+    ns.sort_unstable();
+    let q = |p: f64| ns[((ns.len() as f64 * p) as usize).min(ns.len() - 1)];
+    println!(
+        "{which} appends={n} p50={}ns p99={}ns p99.9={}ns p99.99={}ns max={}ns over10us={}",
+        q(0.5),
+        q(0.99),
+        q(0.999),
+        q(0.9999),
+        ns[ns.len() - 1],
+        ns.iter().filter(|&&x| x > 10_000).count()
+    );
+}
+
 criterion_group!(benches, append, replay, replay_lookup);
-criterion_main!(benches);
+
+fn main() {
+    if let Ok(spec) = std::env::var("STORE_FIXED") {
+        fixed(&spec);
+        return;
+    }
+    if let Ok(spec) = std::env::var("STORE_LATENCY") {
+        latency(&spec);
+        return;
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

@@ -1,31 +1,35 @@
 //! The machine's limit: SSE fan-out with no hub at all.
 //!
-//! Accepts any number of connections on raw tokio sockets (TCP_NODELAY).
-//! Any `GET` (except `/healthz`, which answers `ok`) gets SSE response headers
-//! and stays open as a close-delimited event stream. `POST /admin/events`
-//! (bearer token, the same JSON body as ssehub: one object or an array) encodes
-//! the batch's frames **once** into one buffer and hands that buffer to every
-//! connection; each connection's writer task coalesces whatever is queued into
-//! one `write` per wake-up. There is no replay, no filtering, no ring: the
-//! figures it reaches mark what this machine can do, the ceiling for ssehub
-//! and the baseline.
+//! Accepts any number of connections (TCP_NODELAY). Any `GET` (except
+//! `/healthz`, which answers `ok`) gets SSE response headers and stays open as
+//! a close-delimited event stream; its socket is handed to one of `--writers`
+//! writer threads (default: one per CPU), round robin. `POST /admin/events`
+//! (bearer token, the same JSON body as ssehub: one object or an array)
+//! encodes the batch's frames **once** into one buffer and queues it to every
+//! writer. Each writer takes everything queued (several batches coalesce into
+//! one buffer) and writes it to each of its sockets with one non-blocking
+//! `write`; a socket that cannot take it all keeps the rest and is
+//! retried on the next round (more than 64 MiB behind: dropped). No task per
+//! subscriber, no wake-up per subscriber, no replay, no filtering, no ring:
+//! one syscall per socket per round is what this machine can do, the
+//! ceiling for ssehub and the baseline.
 //!
 //! ```text
 //! cargo run --release --example limit -- --listen 127.0.0.1:8082 --admin-token T
 //! ```
+use std::io::{ErrorKind, Write};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::{Bytes, BytesMut};
 use clap::Parser;
-use parking_lot::Mutex;
+use parking_lot::{Condvar, Mutex};
 use serde_json::Value;
 use ssehub::Event;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
 
 /// Command-line flags.
 #[derive(Debug, Parser)]
@@ -36,17 +40,132 @@ struct Args {
     /// Bearer token for `POST /admin/events`.
     #[arg(long, env = "SSEHUB_ADMIN_TOKEN")]
     admin_token: String,
+    /// Writer threads (0: one per CPU).
+    #[arg(long, default_value_t = 0)]
+    writers: usize,
 }
 
 const MAX_HEAD: usize = 64 * 1024;
 const MAX_BODY: usize = 64 * 1024 * 1024;
 const MAX_EVENT_BYTES: usize = 64 * 1024;
+/// A subscriber further behind than this is dropped.
+const MAX_PENDING: usize = 64 * 1024 * 1024;
 
 struct Hub {
     token: String,
     generation: String,
     next_seq: AtomicU64,
-    subscribers: Mutex<Vec<mpsc::UnboundedSender<Bytes>>>,
+    writers: Vec<Writer>,
+    next_writer: AtomicU64,
+}
+
+/// One writer thread's inbox.
+#[derive(Default)]
+struct Writer {
+    /// Batches published and not yet written, and subscribers not yet
+    /// adopted by the writer.
+    queue: Mutex<Queue>,
+    wake: Condvar,
+}
+
+#[derive(Default)]
+struct Queue {
+    batches: Vec<Bytes>,
+    joined: Vec<std::net::TcpStream>,
+}
+
+/// One subscriber socket, owned by the writer thread.
+struct Sub {
+    socket: std::net::TcpStream,
+    /// Bytes it could not take yet.
+    pending: BytesMut,
+}
+
+impl Sub {
+    /// Writes `frames` after whatever is pending, with one `write` when
+    /// possible. `false` when the subscriber is gone or too far behind.
+    fn send(&mut self, frames: &[u8]) -> bool {
+        if self.pending.is_empty() {
+            match write_some(&mut self.socket, frames) {
+                Some(n) => self.pending.extend_from_slice(&frames[n..]),
+                None => return false,
+            }
+        } else {
+            self.pending.extend_from_slice(frames);
+            if !self.flush() {
+                return false;
+            }
+        }
+        self.pending.len() <= MAX_PENDING
+    }
+
+    fn flush(&mut self) -> bool {
+        if self.pending.is_empty() {
+            return true;
+        }
+        match write_some(&mut self.socket, &self.pending) {
+            Some(n) => {
+                let _ = self.pending.split_to(n);
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+/// One non-blocking write: bytes taken, or `None` if the socket is dead.
+fn write_some(socket: &mut std::net::TcpStream, bytes: &[u8]) -> Option<usize> {
+    match socket.write(bytes) {
+        Ok(n) => Some(n),
+        Err(e) if e.kind() == ErrorKind::WouldBlock || e.kind() == ErrorKind::Interrupted => {
+            Some(0)
+        }
+        Err(_) => None,
+    }
+}
+
+/// The writer thread: every round, all queued batches to every socket.
+fn writer(hub: &Writer) {
+    let mut subs: Vec<Sub> = Vec::new();
+    let mut frames = BytesMut::new();
+    loop {
+        let (batches, joined) = {
+            let mut queue = hub.queue.lock();
+            let behind = subs.iter().any(|s| !s.pending.is_empty());
+            if queue.batches.is_empty() && queue.joined.is_empty() {
+                if behind {
+                    // Retry stalled sockets soon even with nothing new.
+                    hub.wake.wait_for(&mut queue, Duration::from_millis(1));
+                } else {
+                    hub.wake.wait(&mut queue);
+                }
+            }
+            (
+                std::mem::take(&mut queue.batches),
+                std::mem::take(&mut queue.joined),
+            )
+        };
+        subs.extend(joined.into_iter().map(|socket| Sub {
+            socket,
+            pending: BytesMut::new(),
+        }));
+        let round: &[u8] = match batches.len() {
+            0 => &[],
+            1 => &batches[0],
+            _ => {
+                frames.clear();
+                for batch in &batches {
+                    frames.extend_from_slice(batch);
+                }
+                &frames
+            }
+        };
+        if round.is_empty() {
+            subs.retain_mut(Sub::flush);
+        } else {
+            subs.retain_mut(|sub| sub.send(round));
+        }
+    }
 }
 
 #[tokio::main]
@@ -56,12 +175,23 @@ async fn main() -> std::io::Result<()> {
     let nanos = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64);
+    let writers = match args.writers {
+        0 => std::thread::available_parallelism().map_or(1, usize::from),
+        n => n,
+    };
     let hub = Arc::new(Hub {
         token: args.admin_token,
         generation: format!("{nanos:016x}"),
         next_seq: AtomicU64::new(0),
-        subscribers: Mutex::new(Vec::new()),
+        writers: (0..writers).map(|_| Writer::default()).collect(),
+        next_writer: AtomicU64::new(0),
     });
+    for index in 0..writers {
+        let hub = Arc::clone(&hub);
+        std::thread::Builder::new()
+            .name(format!("limit-writer-{index}"))
+            .spawn(move || writer(&hub.writers[index]))?;
+    }
     let listener = TcpListener::bind(args.listen).await?;
     eprintln!("limit: listening on {}", args.listen);
     loop {
@@ -223,50 +353,25 @@ fn publish(hub: &Hub, body: &[u8]) -> (u16, String) {
         ids.push(Value::String(id));
     }
     let frames = frames.freeze();
-    hub.subscribers
-        .lock()
-        .retain(|subscriber| subscriber.send(frames.clone()).is_ok());
+    for writer in &hub.writers {
+        writer.queue.lock().batches.push(frames.clone());
+        writer.wake.notify_one();
+    }
     (200, serde_json::json!({ "ids": ids }).to_string())
 }
 
-/// Streams to one subscriber: headers, then every queued batch, coalesced.
+/// Sends the SSE head and hands the socket to the writer thread.
 async fn subscribe(mut stream: TcpStream, hub: &Hub) {
     let head = "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\nx-accel-buffering: no\r\nconnection: close\r\n\r\n: ok\n\n";
     if stream.write_all(head.as_bytes()).await.is_err() {
         return;
     }
-    let (tx, mut rx) = mpsc::unbounded_channel();
-    hub.subscribers.lock().push(tx);
-    let (mut read, mut write) = stream.into_split();
-    let mut queued = Vec::with_capacity(64);
-    let mut scratch = [0u8; 64];
-    let mut out = BytesMut::new();
-    loop {
-        tokio::select! {
-            n = rx.recv_many(&mut queued, 64) => {
-                if n == 0 {
-                    return;
-                }
-                // One write per wake-up, whatever number of batches queued.
-                let result = if queued.len() == 1 {
-                    write.write_all(&queued[0]).await
-                } else {
-                    out.clear();
-                    for frames in &queued {
-                        out.extend_from_slice(frames);
-                    }
-                    write.write_all(&out).await
-                };
-                queued.clear();
-                if result.is_err() {
-                    return;
-                }
-            }
-            // The client closing its side ends the stream.
-            read = read.read(&mut scratch) => match read {
-                Ok(0) | Err(_) => return,
-                Ok(_) => {}
-            },
-        }
-    }
+    // `into_std` leaves the socket non-blocking, as the writer wants it.
+    let Ok(socket) = stream.into_std() else {
+        return;
+    };
+    let index = hub.next_writer.fetch_add(1, Ordering::Relaxed) as usize % hub.writers.len();
+    let writer = &hub.writers[index];
+    writer.queue.lock().joined.push(socket);
+    writer.wake.notify_one();
 }

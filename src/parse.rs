@@ -61,6 +61,7 @@
 //!
 //! [`frame`]: crate::frame
 
+use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::fmt;
 
@@ -93,6 +94,43 @@ pub enum Item {
     /// A valid `retry:` field: the reconnection time in milliseconds
     /// (saturating at `u64::MAX`).
     Retry(u64),
+}
+
+/// An event as borrowed text, handed out by [`Parser::feed_with`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EventRef<'a> {
+    /// The `event:` field, or `message` when absent or empty.
+    pub event_type: &'a str,
+    /// The last event id at dispatch time; `None` when it is empty.
+    pub id: Option<&'a str>,
+    /// The `data:` lines joined with LF.
+    pub data: &'a str,
+}
+
+/// An [`Item`] as borrowed text, handed out by [`Parser::feed_with`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ItemRef<'a> {
+    /// A dispatched event.
+    Event(EventRef<'a>),
+    /// A comment line: the text after the `:`, verbatim.
+    Comment(&'a str),
+    /// A valid `retry:` field in milliseconds.
+    Retry(u64),
+}
+
+impl ItemRef<'_> {
+    /// The owned form.
+    pub fn to_owned(self) -> Item {
+        match self {
+            ItemRef::Event(event) => Item::Event(ParsedEvent {
+                event_type: event.event_type.to_owned(),
+                id: event.id.map(str::to_owned),
+                data: event.data.to_owned(),
+            }),
+            ItemRef::Comment(text) => Item::Comment(text.to_owned()),
+            ItemRef::Retry(millis) => Item::Retry(millis),
+        }
+    }
 }
 
 /// Why the parser stopped.
@@ -210,7 +248,8 @@ impl Parser {
         self.items.pop_front()
     }
 
-    /// Parses `chunk`, queueing the items it completes.
+    /// Parses `chunk`, queueing the items it completes for
+    /// [`next_item`](Parser::next_item).
     ///
     /// # Errors
     ///
@@ -218,6 +257,41 @@ impl Parser {
     /// in an earlier call; the parser ignores further input until
     /// [`reconnect`](Parser::reconnect).
     pub fn feed(&mut self, chunk: &[u8]) -> Result<(), ParseError> {
+        let mut items = std::mem::take(&mut self.items);
+        let result = self.feed_with(chunk, |item| items.push_back(item.to_owned()));
+        self.items = items;
+        result
+    }
+
+    /// Parses `chunk`, handing each item it completes to `f` as borrowed
+    /// text: no allocation per item (the load generator's path). Items
+    /// queued by earlier [`feed`](Parser::feed) calls stay queued.
+    ///
+    /// # Errors
+    ///
+    /// As [`feed`](Parser::feed).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ssehub::parse::{ItemRef, Parser};
+    ///
+    /// let mut parser = Parser::new();
+    /// let mut data = Vec::new();
+    /// parser
+    ///     .feed_with(b"data: a\n\ndata: b\n\n", |item| {
+    ///         if let ItemRef::Event(event) = item {
+    ///             data.push(event.data.to_owned());
+    ///         }
+    ///     })
+    ///     .unwrap();
+    /// assert_eq!(data, ["a", "b"]);
+    /// ```
+    pub fn feed_with(
+        &mut self,
+        chunk: &[u8],
+        mut f: impl FnMut(ItemRef<'_>),
+    ) -> Result<(), ParseError> {
         if let Some(error) = self.error {
             return Err(error);
         }
@@ -241,13 +315,13 @@ impl Parser {
             rest = &tail[skip..];
             let result = if self.line.is_empty() {
                 self.check_line_len(head.len())
-                    .and_then(|()| self.process_line(head))
+                    .and_then(|()| self.process_line(head, &mut f))
             } else {
                 let mut line = std::mem::take(&mut self.line);
                 line.extend_from_slice(head);
                 let result = self
                     .check_line_len(line.len())
-                    .and_then(|()| self.process_line(&line));
+                    .and_then(|()| self.process_line(&line, &mut f));
                 line.clear();
                 self.line = line;
                 result
@@ -312,15 +386,18 @@ impl Parser {
         error
     }
 
-    fn process_line(&mut self, line: &[u8]) -> Result<(), ParseError> {
+    fn process_line(
+        &mut self,
+        line: &[u8],
+        f: &mut impl FnMut(ItemRef<'_>),
+    ) -> Result<(), ParseError> {
         if line.is_empty() {
-            self.dispatch();
+            self.dispatch(f);
             return Ok(());
         }
         let (name, value) = match line.iter().position(|&b| b == b':') {
             Some(0) => {
-                let text = String::from_utf8_lossy(&line[1..]).into_owned();
-                self.items.push_back(Item::Comment(text));
+                f(ItemRef::Comment(&decode(&line[1..])));
                 return Ok(());
             }
             Some(at) => {
@@ -332,7 +409,7 @@ impl Parser {
         match name {
             b"event" => {
                 self.event_type.clear();
-                self.event_type.push_str(&String::from_utf8_lossy(value));
+                self.event_type.push_str(&decode(value));
             }
             b"data" => {
                 if self.data.len() + value.len() + 1 > self.max_len {
@@ -340,44 +417,54 @@ impl Parser {
                         limit: self.max_len,
                     });
                 }
-                self.data.push_str(&String::from_utf8_lossy(value));
+                self.data.push_str(&decode(value));
                 self.data.push('\n');
             }
             b"id" if !value.contains(&0) => {
                 self.last_event_id.clear();
-                self.last_event_id.push_str(&String::from_utf8_lossy(value));
+                self.last_event_id.push_str(&decode(value));
             }
             b"retry" if !value.is_empty() && value.iter().all(u8::is_ascii_digit) => {
                 let millis = value.iter().fold(0u64, |acc, &digit| {
                     acc.saturating_mul(10)
                         .saturating_add(u64::from(digit - b'0'))
                 });
-                self.items.push_back(Item::Retry(millis));
+                f(ItemRef::Retry(millis));
             }
             _ => {}
         }
         Ok(())
     }
 
-    fn dispatch(&mut self) {
+    fn dispatch(&mut self, f: &mut impl FnMut(ItemRef<'_>)) {
         if self.data.is_empty() {
             self.event_type.clear();
             return;
         }
         // The data buffer always ends in the LF appended after its last line.
-        self.data.pop();
+        let data = &self.data[..self.data.len() - 1];
         let event_type = if self.event_type.is_empty() {
-            DEFAULT_EVENT_TYPE.to_owned()
+            DEFAULT_EVENT_TYPE
         } else {
-            std::mem::take(&mut self.event_type)
+            self.event_type.as_str()
         };
-        let id = (!self.last_event_id.is_empty()).then(|| self.last_event_id.clone());
-        let data = std::mem::take(&mut self.data);
-        self.items.push_back(Item::Event(ParsedEvent {
+        let id = (!self.last_event_id.is_empty()).then_some(self.last_event_id.as_str());
+        f(ItemRef::Event(EventRef {
             event_type,
             id,
             data,
         }));
+        // Cleared, not dropped: the buffers keep their capacity.
+        self.event_type.clear();
+        self.data.clear();
+    }
+}
+
+/// UTF-8 with invalid sequences replaced by U+FFFD; borrowed when valid.
+fn decode(bytes: &[u8]) -> Cow<'_, str> {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => Cow::Borrowed(text),
+        Err(_) => String::from_utf8_lossy(bytes),
     }
 }
 
@@ -656,6 +743,30 @@ mod tests {
         parser.feed(b"\xEF\xBB\xBFdata: b\n\n").unwrap();
         assert_eq!(parser.next_item(), Some(event("message", Some("9"), "a")));
         assert_eq!(parser.next_item(), Some(event("message", Some("9"), "b")));
+    }
+
+    #[test]
+    fn feed_with_borrows_and_keeps_the_queue() {
+        let mut parser = Parser::new();
+        parser.feed(b": queued\n").unwrap();
+        let mut seen = Vec::new();
+        parser
+            .feed_with(
+                b"id: 1\nevent: t\ndata: a\n\nretry: 5\n:c\ndata: b\n\n",
+                |item| seen.push(item.to_owned()),
+            )
+            .unwrap();
+        assert_eq!(
+            seen,
+            vec![
+                event("t", Some("1"), "a"),
+                Item::Retry(5),
+                Item::Comment("c".into()),
+                event("message", Some("1"), "b"),
+            ]
+        );
+        assert_eq!(parser.next_item(), Some(Item::Comment(" queued".into())));
+        assert_eq!(parser.next_item(), None);
     }
 
     #[test]

@@ -118,8 +118,8 @@ impl Model {
     ) -> Result<Vec<StoredEvent>, StoreError> {
         let now = self.now;
         let m = self.session(s)?;
-        m.last_active = now;
         let st = m.streams.get(&stream).ok_or(StoreError::UnknownStream)?;
+        m.last_active = now;
         if index >= st.next {
             return Err(StoreError::FutureIndex { last: st.next - 1 });
         }

@@ -9,6 +9,9 @@
 # port, waits for /healthz, runs the load generator against it with --json
 # and --server-pid, stops it. Prints one table at the end. All traffic goes
 # to 127.0.0.1; every wait is bounded. Extra load flags: LOAD_FLAGS="...".
+# ssehub runs as `target/release/ssehub serve` (what `cargo run --release --
+# serve` runs, but with the server's own pid for --server-pid); SSEHUB_BIN
+# points at another build. Servers log at RUST_LOG=warn (default here).
 set -euo pipefail
 
 connections="${1:-1000}"
@@ -28,6 +31,9 @@ if target/release/ssehub load --help 2>/dev/null | grep -q -- --connections; the
 else
     load=(target/release/examples/load)
 fi
+
+# Servers and the load generator inherit this: room for every connection.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 out="$(mktemp -d)"
 server_pid=""
@@ -80,7 +86,8 @@ run_one() { # name port command...
     server_pid=""
 }
 
-run_one ssehub 18180 target/release/ssehub serve --listen 127.0.0.1:18180 --admin-token "$token"
+export RUST_LOG="${RUST_LOG:-warn}"
+run_one ssehub 18180 "${SSEHUB_BIN:-target/release/ssehub}" serve --listen 127.0.0.1:18180 --admin-token "$token"
 run_one baseline 18181 target/release/examples/baseline --listen 127.0.0.1:18181 --admin-token "$token"
 run_one limit 18182 target/release/examples/limit --listen 127.0.0.1:18182 --admin-token "$token"
 
@@ -107,7 +114,7 @@ field() { # file jq-path ("cpu" and "per_cpu" read the .cpu file)
 }
 
 echo
-echo "connections=$connections rate=$rate batch=$batch duration=$duration $(nproc) cpus, $(rustc --version), commit $(git rev-parse --short HEAD)"
+echo "connections=$connections rate=$rate batch=$batch duration=$duration $(nproc) cpus, $(rustc --version), commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
 printf '%-22s %14s %14s %14s\n' "" ssehub baseline limit
 for row in \
     "established:.established" \
@@ -117,7 +124,8 @@ for row in \
     "latency p99 us:.latency.p99_us" \
     "latency p99.9 us:.latency.p999_us" \
     "latency max us:.latency.max_us" \
-    "lost:.lost" \
+    "lost (gaps):.lost" \
+    "undelivered at stop:.undelivered" \
     "duplicates:.duplicates" \
     "ended by server:.ended_by_server" \
     "connect errors:.connect_errors" \

@@ -52,3 +52,14 @@ publish_once() {
     curl -fsS -m 5 -X POST "$URL/admin/events" \
         -H "Authorization: Bearer $TOKEN" -H "Content-Type: application/json" -d "$1"
 }
+
+# A JSON array of N events of type TYPE: [{"type":TYPE,"n":1,...},...].
+json_batch() { # N TYPE
+    local n="$1" type="$2" i sep=""
+    printf '['
+    for ((i = 1; i <= n; i++)); do
+        printf '%s{"type":"%s","n":%d,"text":"hello"}' "$sep" "$type" "$i"
+        sep=","
+    done
+    printf ']'
+}

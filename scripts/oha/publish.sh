@@ -11,7 +11,7 @@ ensure_oha
 
 batch="${BATCH:-100}"
 single='{"type":"oha","n":1,"text":"hello"}'
-batched="[$(for i in $(seq 1 "$batch"); do printf '{"type":"oha","n":%d,"text":"hello"}' "$i"; [[ $i -lt $batch ]] && printf ','; done)]"
+batched="$(json_batch "$batch" oha)"
 
 echo "== publish: one event per request ($DURATION, $CONNS connections)"
 run_oha -m POST -H "Authorization: Bearer $TOKEN" -T application/json -d "$single" "$URL/admin/events"

@@ -9,13 +9,16 @@
 //! - publish→receive latency percentiles (each event carries its publish wall
 //!   clock in nanoseconds; the receiver reads the clock once per socket read);
 //! - lost and duplicate events per connection, exact by `seq` (a bitset per
-//!   connection against the set of events the server accepted);
+//!   connection against the set of events the server accepted); an event
+//!   missing before the newest one a connection received is *lost* (a gap),
+//!   one after it is *undelivered* (still queued somewhere when the run
+//!   stopped: the offered rate was more than the path could carry);
 //! - connect errors, streams the server ended, stream errors;
 //! - with `--server-pid`, the server's `VmRSS` before and after connecting,
 //!   giving memory per connection.
 //!
 //! The transport is a raw tokio `TcpStream` with a hand-written HTTP/1.1
-//! request and chunked/identity body decoding ([`http1`](self) internals):
+//! request and chunked/identity body decoding (the private `http1` module):
 //! one task and one 16 KiB buffer per connection, no per-frame allocation in
 //! the transport. Frames are parsed with [`crate::parse::Parser`].
 //!
@@ -24,6 +27,15 @@
 //!
 //! Everything is bounded in time: connecting by `--connect-timeout`,
 //! publishing by `--duration`, draining by `--drain`.
+//!
+//! A stream the server ends (reset, shutdown, lag) is not reopened: it is
+//! counted in [`Report::ended_by_server`] with the last comment it carried,
+//! and the events it missed count as undelivered.
+//!
+//! `--rate 0` is open loop: the publisher goes as fast as the server accepts
+//! publishes, whether or not subscribers keep up, so queues and latency grow
+//! without bound; use it to find the publish ceiling, and a fixed rate below
+//! saturation to compare latency.
 //!
 //! # Examples
 //!
@@ -97,7 +109,9 @@ pub struct LoadArgs {
     /// Extra bytes of padding in each event's data.
     #[arg(long, default_value_t = 0)]
     pub payload: usize,
-    /// Subscribe with `?event_type=` this list instead of to everything.
+    /// Subscribe with `?event_type=` this comma list instead of to
+    /// everything (include `load`, the generator's own type, or nothing
+    /// arrives; other types measure the filter's cost).
     #[arg(long)]
     pub event_type: Option<String>,
     /// Connection attempts in flight at once.
@@ -274,19 +288,15 @@ pub async fn run(args: LoadArgs) -> Result<Report, LoadError> {
                 pad: args.payload,
                 until,
             };
-            tokio::spawn(publisher::publish(
-                target.clone(),
-                plan,
-                Arc::clone(&shared),
-            ))
+            spawn_publisher(target.clone(), plan, Arc::clone(&shared))
         })
         .collect();
     let mut published = SeqSet::default();
     let mut publish_stats = PublishStats::default();
     for handle in publishers {
-        let stats = handle.await.unwrap_or_else(|e| PublishStats {
+        let stats = handle.await.unwrap_or_else(|_| PublishStats {
             errors: 1,
-            first_error: Some(format!("publisher task failed: {e}")),
+            first_error: Some("publisher thread failed".into()),
             ..PublishStats::default()
         });
         publish_stats.requests += stats.requests;
@@ -355,8 +365,13 @@ pub async fn run(args: LoadArgs) -> Result<Report, LoadError> {
                     .get_or_insert_with(|| error.clone());
             }
         }
-        let lost = conn.seen.missing_from(&published);
+        // Missing below the newest event the connection saw is a gap; above
+        // it, the tail had not arrived when the run stopped.
+        let missing = conn.seen.missing_from(&published);
+        let undelivered = published.count_above(conn.seen.max());
+        let lost = missing - undelivered.min(missing);
         report.lost += lost;
+        report.undelivered += undelivered.min(missing);
         if lost > 0 {
             report.connections_with_loss += 1;
         }
@@ -394,6 +409,38 @@ pub async fn run(args: LoadArgs) -> Result<Report, LoadError> {
         print!("{report}");
     }
     Ok(report)
+}
+
+/// Runs a publisher on its own thread and current-thread runtime, so its
+/// pacing does not depend on how busy the receiving connections keep the
+/// main runtime (they would otherwise delay publishes and understate the
+/// offered rate).
+fn spawn_publisher(
+    target: Target,
+    plan: PublishPlan,
+    shared: Arc<Shared>,
+) -> tokio::sync::oneshot::Receiver<PublishStats> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let spawned = std::thread::Builder::new()
+        .name("load-publisher".into())
+        .spawn(move || {
+            let stats = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(runtime) => runtime.block_on(publisher::publish(target, plan, shared)),
+                Err(error) => PublishStats {
+                    errors: 1,
+                    first_error: Some(format!("publisher runtime: {error}")),
+                    ..PublishStats::default()
+                },
+            };
+            let _ = tx.send(stats);
+        });
+    // If the thread could not start, `tx` was dropped with the closure and
+    // the receiver reports it as a failed publisher.
+    drop(spawned);
+    rx
 }
 
 /// Waits for every connection task; a task that panicked counts as a stream

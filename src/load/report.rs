@@ -88,8 +88,12 @@ pub struct Report {
     pub delivered_per_sec: f64,
     /// Publish→receive latency.
     pub latency: Latency,
-    /// Published events a connection never received, summed.
+    /// Published events missing before the newest event a connection
+    /// received (gaps), summed.
     pub lost: u64,
+    /// Published events after the newest one a connection received: still
+    /// in flight when the run stopped, summed.
+    pub undelivered: u64,
     /// Connections that lost at least one event.
     pub connections_with_loss: u64,
     /// The most events one connection lost.
@@ -154,10 +158,11 @@ impl fmt::Display for Report {
         )?;
         writeln!(
             f,
-            "  lost          {} ({} connections, at most {} on one), duplicates {}, bogus {}",
+            "  lost          {} ({} connections, at most {} on one), undelivered {}, duplicates {}, bogus {}",
             self.lost,
             self.connections_with_loss,
             self.max_lost_per_connection,
+            self.undelivered,
             self.duplicates,
             self.bogus
         )?;

@@ -19,7 +19,7 @@ use tokio::sync::watch;
 
 use super::http1::{self, BodyDecoder, HttpError};
 use super::target::Target;
-use crate::parse::{Item, Parser};
+use crate::parse::{ItemRef, Parser};
 
 /// Latency samples a connection collects before merging into the histogram.
 const FLUSH_SAMPLES: usize = 1024;
@@ -56,6 +56,39 @@ impl SeqSet {
                 u64::from((want & !have).count_ones())
             })
             .sum()
+    }
+
+    /// The largest member.
+    pub(crate) fn max(&self) -> Option<u64> {
+        let (index, word) = self
+            .words
+            .iter()
+            .enumerate()
+            .rev()
+            .find(|(_, w)| **w != 0)?;
+        Some(index as u64 * 64 + 63 - u64::from(word.leading_zeros()))
+    }
+
+    /// How many members are greater than `bound` (all of them for `None`).
+    pub(crate) fn count_above(&self, bound: Option<u64>) -> u64 {
+        let Some(bound) = bound else {
+            return self.len();
+        };
+        let first = bound / 64;
+        let Ok(first_index) = usize::try_from(first) else {
+            return 0;
+        };
+        let Some(&partial) = self.words.get(first_index) else {
+            return 0;
+        };
+        // Bits above `bound` in its own word, then every later word.
+        let shift = bound % 64 + 1;
+        let in_first = if shift == 64 { 0 } else { partial >> shift };
+        u64::from(in_first.count_ones())
+            + self.words[first_index + 1..]
+                .iter()
+                .map(|w| u64::from(w.count_ones()))
+                .sum::<u64>()
     }
 
     /// Adds every member of `other`.
@@ -248,55 +281,56 @@ struct Conn {
 impl Conn {
     /// Decodes and parses one read's worth of bytes.
     fn absorb(&mut self, decoder: &mut BodyDecoder, input: &[u8]) -> Result<(), String> {
-        self.stats.bytes += input.len() as u64;
-        let parser = &mut self.parser;
+        // One clock reading per read: the frames in it arrived together.
+        let now_ns = wall_clock_ns();
+        let limit = self.shared.seq_limit.load(Ordering::Relaxed);
+        let Conn {
+            stats,
+            parser,
+            samples,
+            last_comment,
+            shared,
+        } = self;
+        stats.bytes += input.len() as u64;
+        let mut delivered = 0;
         let mut parse_error = None;
+        let mut on_item = |item: ItemRef<'_>| match item {
+            ItemRef::Event(event) if event.event_type == "load" => {
+                let (Some(seq), Some(t_ns)) = seq_and_time(event.data) else {
+                    stats.bogus += 1;
+                    return;
+                };
+                if seq >= limit {
+                    stats.bogus += 1;
+                } else if stats.seen.insert(seq) {
+                    stats.received += 1;
+                    delivered += 1;
+                    samples.push(now_ns.saturating_sub(t_ns).max(1));
+                    if samples.len() >= FLUSH_SAMPLES {
+                        flush(shared, samples);
+                    }
+                } else {
+                    stats.duplicates += 1;
+                }
+            }
+            ItemRef::Event(_) => stats.foreign += 1,
+            ItemRef::Comment(text) => {
+                stats.comments += 1;
+                *last_comment = Some(text.trim().to_owned());
+            }
+            ItemRef::Retry(_) => {}
+        };
         decoder
             .decode(input, |body| {
-                if let Err(error) = parser.feed(body) {
-                    parse_error.get_or_insert(error);
+                if parse_error.is_none() {
+                    if let Err(error) = parser.feed_with(body, &mut on_item) {
+                        parse_error = Some(error);
+                    }
                 }
             })
             .map_err(|e: HttpError| e.to_string())?;
         if let Some(error) = parse_error {
             return Err(error.to_string());
-        }
-        // One clock reading per read: the frames in it arrived together.
-        let now_ns = wall_clock_ns();
-        let limit = self.shared.seq_limit.load(Ordering::Relaxed);
-        let mut delivered = 0;
-        while let Some(item) = self.parser.next_item() {
-            match item {
-                Item::Event(event) if event.event_type == "load" => {
-                    let (Some(seq), Some(t_ns)) = (
-                        json_u64(&event.data, "\"seq\""),
-                        json_u64(&event.data, "\"t_ns\""),
-                    ) else {
-                        self.stats.bogus += 1;
-                        continue;
-                    };
-                    if seq >= limit {
-                        self.stats.bogus += 1;
-                        continue;
-                    }
-                    if self.stats.seen.insert(seq) {
-                        self.stats.received += 1;
-                        delivered += 1;
-                        self.samples.push(now_ns.saturating_sub(t_ns).max(1));
-                        if self.samples.len() >= FLUSH_SAMPLES {
-                            self.flush();
-                        }
-                    } else {
-                        self.stats.duplicates += 1;
-                    }
-                }
-                Item::Event(_) => self.stats.foreign += 1,
-                Item::Comment(text) => {
-                    self.stats.comments += 1;
-                    self.last_comment = Some(text.trim().to_owned());
-                }
-                Item::Retry(_) => {}
-            }
         }
         if delivered > 0 {
             self.shared
@@ -311,16 +345,85 @@ impl Conn {
     }
 
     fn flush(&mut self) {
-        if self.samples.is_empty() {
-            return;
-        }
-        let mut histogram = self.shared.latency.lock();
-        for &sample in &self.samples {
-            histogram.saturating_record(sample);
-        }
-        drop(histogram);
-        self.samples.clear();
+        flush(&self.shared, &mut self.samples);
     }
+}
+
+/// Merges latency samples into the shared histogram.
+fn flush(shared: &Shared, samples: &mut Vec<u64>) {
+    if samples.is_empty() {
+        return;
+    }
+    let mut histogram = shared.latency.lock();
+    for &sample in samples.iter() {
+        histogram.saturating_record(sample);
+    }
+    drop(histogram);
+    samples.clear();
+}
+
+/// The `seq` and `t_ns` members of a load event's JSON data, found in one
+/// pass without a JSON parser (the generator reads millions of these).
+pub(crate) fn seq_and_time(json: &str) -> (Option<u64>, Option<u64>) {
+    let bytes = json.as_bytes();
+    let (mut seq, mut t_ns) = (None, None);
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] != b'"' {
+            i += 1;
+            continue;
+        }
+        let rest = &bytes[i + 1..];
+        let key_len = if rest.starts_with(b"seq\"") {
+            Some((4, &mut seq))
+        } else if rest.starts_with(b"t_ns\"") {
+            Some((5, &mut t_ns))
+        } else {
+            None
+        };
+        match key_len {
+            Some((len, slot)) => {
+                let (value, next) = number_after_colon(bytes, i + 1 + len);
+                if value.is_some() {
+                    *slot = value;
+                }
+                i = next;
+            }
+            None => i += 1,
+        }
+        if seq.is_some() && t_ns.is_some() {
+            break;
+        }
+    }
+    (seq, t_ns)
+}
+
+/// Parses `: <digits>` at `at` (whitespace allowed around the colon);
+/// returns the number, if any, and where scanning should continue.
+fn number_after_colon(bytes: &[u8], mut at: usize) -> (Option<u64>, usize) {
+    while bytes.get(at).is_some_and(u8::is_ascii_whitespace) {
+        at += 1;
+    }
+    if bytes.get(at) != Some(&b':') {
+        return (None, at);
+    }
+    at += 1;
+    while bytes.get(at).is_some_and(u8::is_ascii_whitespace) {
+        at += 1;
+    }
+    let start = at;
+    let mut value: u64 = 0;
+    while let Some(digit) = bytes.get(at).filter(|b| b.is_ascii_digit()) {
+        let Some(next) = value
+            .checked_mul(10)
+            .and_then(|v| v.checked_add(u64::from(digit - b'0')))
+        else {
+            return (None, at);
+        };
+        value = next;
+        at += 1;
+    }
+    ((at > start).then_some(value), at)
 }
 
 /// Nanoseconds since the Unix epoch (0 if the clock is before it).
@@ -328,32 +431,6 @@ pub(crate) fn wall_clock_ns() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
-}
-
-/// The unsigned integer value of `key` (with its quotes) in a flat JSON
-/// object, without a JSON parser: the generator reads millions of these.
-pub(crate) fn json_u64(json: &str, key: &str) -> Option<u64> {
-    let bytes = json.as_bytes();
-    let mut from = 0;
-    while let Some(at) = json.get(from..)?.find(key) {
-        let mut i = from + at + key.len();
-        while bytes.get(i).is_some_and(u8::is_ascii_whitespace) {
-            i += 1;
-        }
-        if bytes.get(i) == Some(&b':') {
-            i += 1;
-            while bytes.get(i).is_some_and(u8::is_ascii_whitespace) {
-                i += 1;
-            }
-            let start = i;
-            while bytes.get(i).is_some_and(u8::is_ascii_digit) {
-                i += 1;
-            }
-            return json.get(start..i)?.parse().ok();
-        }
-        from += at + key.len();
-    }
-    None
 }
 
 #[cfg(test)]
@@ -374,6 +451,13 @@ mod tests {
         assert_eq!(got.len(), 100);
         assert_eq!(got.missing_from(&all), 100);
         assert_eq!(all.missing_from(&got), 0);
+        assert_eq!(got.max(), Some(198));
+        assert_eq!(SeqSet::default().max(), None);
+        assert_eq!(all.count_above(Some(198)), 1);
+        assert_eq!(all.count_above(Some(63)), 136);
+        assert_eq!(all.count_above(Some(64)), 135);
+        assert_eq!(all.count_above(None), 200);
+        assert_eq!(all.count_above(Some(10_000)), 0);
         let mut more = SeqSet::default();
         more.insert(1000);
         more.union_with(&got);
@@ -381,18 +465,31 @@ mod tests {
     }
 
     #[test]
-    fn extracts_integers_from_json() {
+    fn extracts_seq_and_time_from_json() {
         let data = r#"{"seq":12,"t_ns":1700000000000000000,"type":"load"}"#;
-        assert_eq!(json_u64(data, "\"seq\""), Some(12));
-        assert_eq!(json_u64(data, "\"t_ns\""), Some(1_700_000_000_000_000_000));
-        assert_eq!(json_u64(r#"{"seq" : 7}"#, "\"seq\""), Some(7));
-        assert_eq!(json_u64(r#"{"pad":"\"seq\"","seq":3}"#, "\"seq\""), Some(3));
-        assert_eq!(json_u64(r#"{"seq":-1}"#, "\"seq\""), None);
         assert_eq!(
-            json_u64(r#"{"seq":99999999999999999999999}"#, "\"seq\""),
-            None
+            seq_and_time(data),
+            (Some(12), Some(1_700_000_000_000_000_000))
         );
-        assert_eq!(json_u64(r#"{"x":"seq","seq":1}"#, "\"seq\""), Some(1));
-        assert_eq!(json_u64("{}", "\"seq\""), None);
+        assert_eq!(
+            seq_and_time(r#"{"t_ns" : 5 , "seq" :7}"#),
+            (Some(7), Some(5))
+        );
+        assert_eq!(
+            seq_and_time(r#"{"x":"seq","seq":1,"t_ns":2}"#),
+            (Some(1), Some(2))
+        );
+        assert_eq!(
+            seq_and_time(r#"{"pad":"\"seq\"","seq":3}"#),
+            (Some(3), None)
+        );
+        assert_eq!(seq_and_time(r#"{"seq":-1}"#), (None, None));
+        assert_eq!(
+            seq_and_time(r#"{"seq":99999999999999999999999}"#),
+            (None, None)
+        );
+        assert_eq!(seq_and_time(r#"{"seq":"#), (None, None));
+        assert_eq!(seq_and_time("{}"), (None, None));
+        assert_eq!(seq_and_time("\""), (None, None));
     }
 }

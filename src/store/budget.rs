@@ -62,6 +62,23 @@ impl Budget {
             .is_ok()
     }
 
+    /// Returns `released` bytes and, in the same atomic step, reserves
+    /// `cost` if that then fits; returns whether it did.
+    pub(crate) fn release_and_reserve(&self, released: u64, cost: u64) -> bool {
+        let mut reserved = false;
+        // Relaxed: as in `try_reserve`.
+        let _ = self
+            .used
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |used| {
+                debug_assert!(used >= released, "budget released more than reserved");
+                let after = used - released;
+                let total = after.checked_add(cost).filter(|&t| t <= self.limit);
+                reserved = total.is_some();
+                Some(total.unwrap_or(after))
+            });
+        reserved
+    }
+
     /// Returns `cost` bytes reserved earlier.
     pub(crate) fn release(&self, cost: u64) {
         if cost == 0 {
@@ -88,5 +105,9 @@ mod tests {
         assert!(!b.try_reserve(41));
         assert!(b.try_reserve(40));
         assert!(!b.try_reserve(u64::MAX));
+        assert!(!b.release_and_reserve(10, 11));
+        assert_eq!(b.used(), 90);
+        assert!(b.release_and_reserve(10, 20));
+        assert_eq!(b.used(), 100);
     }
 }

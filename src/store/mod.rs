@@ -13,14 +13,16 @@
 //!
 //! # Design
 //!
-//! Sessions are spread over `N` shards (a power of two, by default eight per
+//! Sessions are spread over `N` shards (a power of two, by default four per
 //! core); a session key picks its shard. Each shard is a `parking_lot` mutex
-//! over its sessions and its *eviction queue*. Appends to sessions in different
-//! shards take different locks, so they scale across cores; they share only
-//! two atomics (the byte counter and the global sequence). A replay takes only
-//! its session's shard lock — never a global one — and finds its position in
-//! O(1): a map lookup for the session and stream, then `index - first` into
-//! the stream's deque.
+//! over its sessions, their streams (one map keyed by session and stream,
+//! each stream carrying its session's secret, so an append, a replay or an
+//! eviction does one lookup) and its *eviction queue*. Appends to sessions in
+//! different shards take different locks, so they scale across cores; they
+//! share only two atomics (the byte counter and the global sequence). A
+//! replay takes only its session's shard lock — never a global one — and
+//! finds its position in O(1): one map lookup, then `index - first` into the
+//! stream's deque.
 //!
 //! Oldest-first eviction across the process comes from a *global append
 //! sequence* `gseq`: each message takes the next `gseq` while its shard lock
@@ -41,9 +43,12 @@
 //! A message of `len` payload bytes costs [`message_cost`]`(len)` =
 //! `len +` [`MESSAGE_OVERHEAD`]. An append first *reserves* its cost with a
 //! compare-and-swap that fails if the total would exceed the budget; on
-//! failure it evicts the oldest message in the process and tries again. A
-//! message's cost is returned only after it has been removed. Hence at every
-//! instant
+//! failure it evicts the oldest message in the process, returns that
+//! message's cost and retries its own reservation in one atomic step, and
+//! repeats until it fits. Only then does it take its session's shard lock,
+//! so a full store's append takes two locks, one after the other, and never
+//! holds one while waiting for another. A message's cost is returned only
+//! after it has been removed. Hence at every instant
 //!
 //! ```text
 //! sum of costs of retained messages  <=  reserved  <=  budget
@@ -51,11 +56,19 @@
 //!
 //! — the budget is never exceeded, not even by one message. A message whose
 //! cost alone exceeds the budget is refused ([`StoreError::TooLarge`]).
-//! Memory not charged against the budget is per session and per stream
-//! header (a few dozen bytes), freed when the session is closed or reclaimed;
-//! a stream emptied by eviction gives its buffer back and keeps only its two
+//! Memory not charged against the budget: per session and per stream
+//! headers (a few dozen bytes each), freed when the session is closed or
+//! reclaimed; queue entries left by closed sessions (24 bytes each, at most
+//! as many as live entries plus 64 per shard, see the shard docs); and
+//! allocator and deque slack (a deque is shrunk once it is a quarter full).
+//! A stream emptied by eviction gives its buffer back and keeps only its two
 //! indices, so that a late replay can still say "evicted" rather than
 //! "not issued yet".
+//!
+//! Appends to a closed or unknown session or stream store nothing, but since
+//! room is made before the session's lock is taken, such an append on a full
+//! store may already have evicted the oldest messages (which the next append
+//! would have evicted anyway).
 //!
 //! # Oldest-first, exactly
 //!
@@ -166,7 +179,7 @@ impl Config {
     pub const DEFAULT_IDLE_TTL: Duration = Duration::from_secs(600);
 
     /// A budget of `budget` bytes for the whole store, with defaults for the
-    /// rest: idle TTL [`DEFAULT_IDLE_TTL`](Self::DEFAULT_IDLE_TTL), eight
+    /// rest: idle TTL [`DEFAULT_IDLE_TTL`](Self::DEFAULT_IDLE_TTL), four
     /// shards per core, and a [`MonotonicClock`].
     pub fn new(budget: u64) -> Self {
         Self {
@@ -240,7 +253,7 @@ impl Store {
     /// A store set up by `config`.
     pub fn with_config(config: Config) -> Self {
         let shards = if config.shards == 0 {
-            std::thread::available_parallelism().map_or(8, |n| n.get() * 8)
+            std::thread::available_parallelism().map_or(8, |n| n.get() * 4)
         } else {
             config.shards
         };
@@ -289,9 +302,9 @@ impl Store {
             .map(|s| {
                 s.inner
                     .lock()
-                    .sessions
+                    .streams
                     .values()
-                    .map(|sess| sess.totals().1)
+                    .map(|log| log.bytes())
                     .sum::<u64>()
             })
             .sum()
@@ -342,8 +355,11 @@ impl Store {
         let sess = inner.session_mut(session)?;
         let n = sess.next_stream;
         sess.next_stream = n.checked_add(1).ok_or(StoreError::TooManyStreams)?;
-        sess.streams.insert(n, StreamLog::new());
+        sess.streams.push(n);
         sess.last_active = now;
+        inner
+            .streams
+            .insert((session.key, n), StreamLog::new(session.secret, now));
         Ok(StreamId(n))
     }
 
@@ -376,24 +392,28 @@ impl Store {
         // Reserve first, evicting the oldest messages as needed, and only
         // then take this session's shard lock: a full store's append takes
         // two locks (the evicted shard's and ours), never one inside another.
-        while !self.budget.try_reserve(cost) {
-            if !self.evict_oldest() {
-                // Everything charged belongs to appends in flight; they hold
-                // no lock we need and finish promptly.
-                std::thread::yield_now();
+        if !self.budget.try_reserve(cost) {
+            loop {
+                match self.evict_oldest() {
+                    // One atomic operation returns the evicted bytes and
+                    // takes ours if they now fit.
+                    Some(freed) if self.budget.release_and_reserve(freed, cost) => break,
+                    Some(_) => {}
+                    None => {
+                        // Everything charged belongs to appends in flight;
+                        // they hold no lock we need and finish promptly.
+                        std::thread::yield_now();
+                        if self.budget.try_reserve(cost) {
+                            break;
+                        }
+                    }
+                }
             }
         }
         let shard = self.shard(session.key);
         let mut guard = shard.inner.lock();
         let inner = &mut *guard;
-        let log = match inner.session_mut(session).and_then(|sess| {
-            let log = sess
-                .streams
-                .get_mut(&stream.0)
-                .ok_or(StoreError::UnknownStream)?;
-            sess.last_active = now;
-            Ok(log)
-        }) {
+        let log = match inner.stream_mut(session, stream.0) {
             Ok(log) => log,
             Err(e) => {
                 drop(guard);
@@ -405,14 +425,16 @@ impl Store {
         // other gseq of this shard; across shards only uniqueness and
         // monotonicity of the counter matter.
         let gseq = self.gseq.fetch_add(1, Ordering::Relaxed);
+        log.last_active = now;
         let index = log.push(gseq, data);
         inner.enqueue(gseq, session.key, stream.0);
         shard.publish(inner);
         Ok(index)
     }
 
-    /// Evicts the oldest message in the store; false if there is none.
-    fn evict_oldest(&self) -> bool {
+    /// Evicts the oldest message in the store and returns its cost, still
+    /// charged: the caller must release it. `None` if there is none.
+    fn evict_oldest(&self) -> Option<u64> {
         loop {
             let mut best = u64::MAX;
             let mut at = None;
@@ -423,17 +445,14 @@ impl Store {
                     at = Some(i);
                 }
             }
-            let Some(i) = at else {
-                return false;
-            };
+            let i = at?;
             let shard = &self.shards[i];
             let mut inner = shard.inner.lock();
             let evicted = inner.evict_front(best);
             shard.publish(&inner);
             drop(inner);
-            if let Some(cost) = evicted {
-                self.budget.release(cost);
-                return true;
+            if evicted.is_some() {
+                return evicted;
             }
         }
     }
@@ -455,12 +474,9 @@ impl Store {
     ) -> Result<Vec<StoredEvent>, StoreError> {
         let now = self.clock.now();
         let mut inner = self.shard(session.key).inner.lock();
-        let sess = inner.session_mut(session)?;
-        sess.last_active = now;
-        sess.streams
-            .get(&stream.0)
-            .ok_or(StoreError::UnknownStream)?
-            .after(index)
+        let log = inner.stream_mut(session, stream.0)?;
+        log.last_active = now;
+        log.after(index)
     }
 
     /// Replays after an event id presented on behalf of `session` (e.g. a
@@ -510,11 +526,15 @@ impl Store {
     pub fn close_stream(&self, session: SessionId, stream: StreamId) -> Result<(), StoreError> {
         let shard = self.shard(session.key);
         let mut inner = shard.inner.lock();
+        inner.stream_mut(session, stream.0)?;
         let log = inner
-            .session_mut(session)?
             .streams
-            .remove(&stream.0)
+            .remove(&(session.key, stream.0))
             .ok_or(StoreError::UnknownStream)?;
+        let sess = inner.session_mut(session)?;
+        sess.streams.retain(|&t| t != stream.0);
+        // Keep the stream's activity: the session was active then.
+        sess.last_active = sess.last_active.max(log.last_active);
         inner.mark_dead(log.len());
         shard.publish(&inner);
         drop(inner);
@@ -530,10 +550,9 @@ impl Store {
         if inner.session_mut(session).is_err() {
             return false;
         }
-        let Some(sess) = inner.sessions.remove(&session.key) else {
+        let Some((msgs, bytes)) = inner.remove_session(session.key) else {
             return false;
         };
-        let (msgs, bytes) = sess.totals();
         inner.mark_dead(msgs);
         shard.publish(&inner);
         drop(inner);
@@ -548,19 +567,24 @@ impl Store {
         let mut freed = 0;
         for shard in self.shards.iter() {
             let mut inner = shard.inner.lock();
-            let mut msgs = 0;
-            let mut bytes = 0;
-            let ttl = self.idle_ttl;
-            inner.sessions.retain(|_, s| {
-                let keep = now.saturating_sub(s.last_active) <= ttl;
-                if !keep {
-                    let (m, b) = s.totals();
+            let (mut msgs, mut bytes) = (0, 0);
+            let idle: Vec<u64> = inner
+                .sessions
+                .keys()
+                .copied()
+                .filter(|&k| {
+                    inner
+                        .last_active(k)
+                        .is_some_and(|t| now.saturating_sub(t) > self.idle_ttl)
+                })
+                .collect();
+            for key in idle {
+                if let Some((m, b)) = inner.remove_session(key) {
                     msgs += m;
                     bytes += b;
                     freed += 1;
                 }
-                keep
-            });
+            }
             if msgs > 0 {
                 inner.mark_dead(msgs);
                 shard.publish(&inner);
@@ -569,6 +593,9 @@ impl Store {
                 && inner.sessions.len() * 4 < inner.sessions.capacity()
             {
                 inner.sessions.shrink_to_fit();
+            }
+            if inner.streams.capacity() > 64 && inner.streams.len() * 4 < inner.streams.capacity() {
+                inner.streams.shrink_to_fit();
             }
             drop(inner);
             self.budget.release(bytes);

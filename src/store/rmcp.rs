@@ -22,7 +22,9 @@
 //! `LocalSessionManager`, binds each store session to the MCP session whose
 //! response stream first carried one of its ids (before the client can see
 //! that id), and refuses to resume an id bound to another session. It also
-//! frees a session's events when the client deletes the session.
+//! frees a session's events when the client deletes the session. In `rmcp`'s
+//! stateless mode (`NeverSessionManager::with_event_store`) there is no
+//! session to scope to; the id's 64-bit secret is then the only capability.
 //!
 //! Memory: the budget is exact as for any [`Store`]. The maps from `rmcp`
 //! stream ids and MCP sessions to store sessions hold one entry per live

@@ -5,7 +5,6 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use super::shard::KeyMap;
 use super::{message_cost, StoreError};
 
 /// One event returned by a replay.
@@ -28,8 +27,13 @@ pub(crate) struct Message {
 ///
 /// Invariants: `msgs.len() == next - first`; `msgs` is in increasing `gseq`
 /// order; `bytes` is the summed cost of `msgs`.
+///
+/// A stream carries its session's secret and its own last activity so that
+/// an append or a replay needs one map lookup, not two.
 #[derive(Debug)]
 pub(crate) struct StreamLog {
+    pub(crate) secret: u64,
+    pub(crate) last_active: Duration,
     first: u64,
     next: u64,
     msgs: VecDeque<Message>,
@@ -37,8 +41,10 @@ pub(crate) struct StreamLog {
 }
 
 impl StreamLog {
-    pub(crate) fn new() -> Self {
+    pub(crate) fn new(secret: u64, now: Duration) -> Self {
         Self {
+            secret,
+            last_active: now,
             first: 1,
             next: 1,
             msgs: VecDeque::new(),
@@ -117,12 +123,14 @@ impl StreamLog {
     }
 }
 
-/// One session: its secret, its streams and when it was last used.
+/// One session: its secret, the numbers of its open streams (the streams
+/// themselves live in the shard's stream map) and when it was last opened
+/// or had a stream opened or closed.
 #[derive(Debug)]
 pub(crate) struct SessionState {
     pub(crate) secret: u64,
     pub(crate) last_active: Duration,
-    pub(crate) streams: KeyMap<u32, StreamLog>,
+    pub(crate) streams: Vec<u32>,
     pub(crate) next_stream: u32,
 }
 
@@ -131,16 +139,9 @@ impl SessionState {
         Self {
             secret,
             last_active: now,
-            streams: KeyMap::default(),
+            streams: Vec::new(),
             next_stream: 0,
         }
-    }
-
-    /// Total messages and cost held by all streams.
-    pub(crate) fn totals(&self) -> (usize, u64) {
-        self.streams
-            .values()
-            .fold((0, 0), |(n, b), s| (n + s.len(), b + s.bytes()))
     }
 }
 
@@ -150,7 +151,7 @@ mod tests {
 
     #[test]
     fn after_covers_every_boundary() {
-        let mut log = StreamLog::new();
+        let mut log = StreamLog::new(0, Duration::ZERO);
         assert_eq!(log.after(0), Ok(vec![]));
         assert_eq!(log.after(1), Err(StoreError::FutureIndex { last: 0 }));
         for g in 0..4 {

@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use parking_lot::Mutex;
 
-use super::session::SessionState;
+use super::session::{SessionState, StreamLog};
 use super::{SessionId, StoreError};
 
 /// Dead entries tolerated before a compaction is considered.
@@ -61,11 +61,51 @@ struct QueueEntry {
 #[derive(Debug, Default)]
 pub(crate) struct ShardInner {
     pub(crate) sessions: KeyMap<u64, SessionState>,
+    /// Every stream of the shard's sessions, by (session key, stream).
+    pub(crate) streams: KeyMap<(u64, u32), StreamLog>,
     queue: VecDeque<QueueEntry>,
     dead: usize,
 }
 
 impl ShardInner {
+    /// The stream `id`/`stream` names, if it exists and the secret matches.
+    pub(crate) fn stream_mut(
+        &mut self,
+        id: SessionId,
+        stream: u32,
+    ) -> Result<&mut StreamLog, StoreError> {
+        let key = (id.key, stream);
+        if self.streams.get(&key).is_none_or(|l| l.secret != id.secret) {
+            return Err(match self.session_mut(id) {
+                Ok(_) => StoreError::UnknownStream,
+                Err(e) => e,
+            });
+        }
+        self.streams.get_mut(&key).ok_or(StoreError::UnknownStream)
+    }
+
+    /// Removes a session and its streams; returns their messages and cost.
+    pub(crate) fn remove_session(&mut self, key: u64) -> Option<(usize, u64)> {
+        let sess = self.sessions.remove(&key)?;
+        Some(sess.streams.iter().fold((0, 0), |(n, b), &t| {
+            self.streams
+                .remove(&(key, t))
+                .map_or((n, b), |log| (n + log.len(), b + log.bytes()))
+        }))
+    }
+
+    /// When `key`'s session or any of its streams was last active.
+    pub(crate) fn last_active(&self, key: u64) -> Option<std::time::Duration> {
+        let sess = self.sessions.get(&key)?;
+        Some(
+            sess.streams
+                .iter()
+                .filter_map(|&t| self.streams.get(&(key, t)))
+                .map(|log| log.last_active)
+                .fold(sess.last_active, std::cmp::max),
+        )
+    }
+
     /// The session `id` names, if it exists and the secret matches.
     pub(crate) fn session_mut(&mut self, id: SessionId) -> Result<&mut SessionState, StoreError> {
         self.sessions
@@ -89,8 +129,8 @@ impl ShardInner {
         self.dead += n;
         self.skip_dead();
         if self.dead > DEAD_SLACK && self.dead * 2 > self.queue.len() {
-            let sessions = &self.sessions;
-            self.queue.retain(|e| is_live(sessions, e));
+            let streams = &self.streams;
+            self.queue.retain(|e| is_live(streams, e));
             self.dead = 0;
             self.shrink();
         }
@@ -103,7 +143,7 @@ impl ShardInner {
             return;
         }
         while let Some(e) = self.queue.front() {
-            if is_live(&self.sessions, e) {
+            if is_live(&self.streams, e) {
                 break;
             }
             self.queue.pop_front();
@@ -134,10 +174,7 @@ impl ShardInner {
         if e.gseq != expected {
             return None;
         }
-        let log = self
-            .sessions
-            .get_mut(&e.session)
-            .and_then(|s| s.streams.get_mut(&e.stream))?;
+        let log = self.streams.get_mut(&(e.session, e.stream))?;
         debug_assert_eq!(log.front_gseq(), Some(e.gseq));
         let cost = log.pop_front()?;
         self.queue.pop_front();
@@ -151,10 +188,9 @@ impl ShardInner {
 
 /// A live entry's stream still holds its message: the stream exists and its
 /// oldest message is no newer than the entry (streams are contiguous).
-fn is_live(sessions: &KeyMap<u64, SessionState>, e: &QueueEntry) -> bool {
-    sessions
-        .get(&e.session)
-        .and_then(|s| s.streams.get(&e.stream))
+fn is_live(streams: &KeyMap<(u64, u32), StreamLog>, e: &QueueEntry) -> bool {
+    streams
+        .get(&(e.session, e.stream))
         .and_then(|log| log.front_gseq())
         .is_some_and(|front| front <= e.gseq)
 }
