@@ -97,7 +97,8 @@ fn open(state: &AppState, request: &Request) -> Result<Response, ApiError> {
     Ok(response)
 }
 
-fn describe(resume: &Resume) -> String {
+/// How a resume point reads in the "stream opened" log line.
+pub(crate) fn describe(resume: &Resume) -> String {
     match resume {
         Resume::Live => "live".to_owned(),
         Resume::AfterId(id) => format!("after {id:?}"),

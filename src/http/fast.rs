@@ -89,9 +89,9 @@ pub(crate) async fn serve_connection(
         return; // closed, timed out or failed before sending anything
     }
     if complete {
-        if let Some(subscription) = try_subscribe(fast, &head) {
+        if let Some((subscription, opened)) = try_subscribe(fast, &head) {
             drop(head);
-            stream_events(stream, peer, subscription).await;
+            stream_events(stream, peer, subscription, opened).await;
             return;
         }
     }
@@ -123,9 +123,15 @@ async fn read_head(stream: &mut TcpStream, head: &mut Vec<u8>) -> io::Result<boo
     }
 }
 
+/// What the "stream opened" log line says about a request.
+struct Opened {
+    types: String,
+    resume: String,
+}
+
 /// The subscription for a `GET /events` head that the router would accept,
 /// or `None` for anything the router should answer.
-fn try_subscribe(fast: &FastEvents, head: &[u8]) -> Option<Subscription> {
+fn try_subscribe(fast: &FastEvents, head: &[u8]) -> Option<(Subscription, Opened)> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut request = httparse::Request::new(&mut headers);
     if !matches!(request.parse(head), Ok(httparse::Status::Complete(_))) {
@@ -158,18 +164,29 @@ fn try_subscribe(fast: &FastEvents, head: &[u8]) -> Option<Subscription> {
         auth::check_subscriber(token, &map, query_token(query).as_deref()).ok()?;
     }
     let parsed = parse_events_query(query, &map, fast.hub.config().max_types).ok()?;
-    fast.hub.subscribe(parsed.options).ok()
+    let opened = Opened {
+        types: parsed.options.types.join(","),
+        resume: super::events::describe(&parsed.options.resume),
+    };
+    let subscription = fast.hub.subscribe(parsed.options).ok()?;
+    Some((subscription, opened))
 }
 
 /// Streams `subscription` onto the socket until it ends or the client goes.
-async fn stream_events(mut stream: TcpStream, peer: SocketAddr, mut subscription: Subscription) {
+async fn stream_events(
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    mut subscription: Subscription,
+    opened_as: Opened,
+) {
     let opened = Instant::now();
     let connection = super::events::next_connection_number();
     tracing::info!(
         connection,
         %peer,
         generation = subscription.generation(),
-        cursor = subscription.cursor(),
+        types = %opened_as.types,
+        resume = %opened_as.resume,
         "stream opened"
     );
     let (mut reader, mut writer) = stream.split();
