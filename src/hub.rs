@@ -74,7 +74,7 @@ impl Default for HubConfig {
             keep_alive: Some(Duration::from_secs(15)),
             max_batch_frames: 256,
             max_batch_bytes: 64 << 10,
-            clock: Arc::new(SystemClock),
+            clock: Arc::new(SystemClock::new()),
         }
     }
 }
