@@ -51,6 +51,18 @@
 //!    this acquire fence, so the raised `tail` is visible here and the read is
 //!    rejected. A `tail` still `<= from` proves every word was the original.
 //!
+//! # Early wrap
+//!
+//! Frames are packed in the arena at increasing positions; position `p`
+//! lives at arena byte `p % arena_size`. With the default 64 MiB budget and
+//! a few thousand small events retained, writing straight through the arena
+//! would stream every publish into cold memory. So when the write position
+//! is at least twice the retained bytes (and 64 KiB) into the current lap,
+//! and jumping to the next lap evicts nothing that would otherwise stay, the
+//! writer jumps: the hot region stays about twice the retained bytes. A jump
+//! only ever skips positions; readers see it as two frames that are not
+//! adjacent, and copy them as two runs.
+//!
 //! The writer never reads anything readers write, so readers cannot slow it
 //! down. `head`, `tail` and the byte counters sit on their own cache lines.
 
@@ -73,7 +85,8 @@ pub struct Lapped {
 /// readers and validated through `tail`.
 struct Slot {
     /// Byte position of the frame in the arena's infinite address space.
-    /// Frames are packed: `position(s + 1) == position(s) + len(s)`.
+    /// Frames are packed, `position(s + 1) == position(s) + len(s)`, except
+    /// where the writer wrapped early to the next lap.
     position: AtomicU64,
     /// Frame length in bytes.
     len: AtomicU64,
@@ -347,8 +360,9 @@ impl Ring {
 
     /// Copies the frames in `[from, head)` whose tag is in `tags` (all when
     /// `tags` is empty), up to `max_frames` frames and about `max_bytes`
-    /// bytes, into `out`. Consecutive frames are contiguous in the arena, so
-    /// each run of accepted frames is one bulk copy; one validation covers
+    /// bytes, into `out`. Consecutive frames are adjacent in the arena
+    /// (except across an early wrap), so each run of accepted, adjacent
+    /// frames is one bulk copy; one validation covers
     /// the whole batch (tags read before it may be torn, and then the batch
     /// is discarded with them).
     ///
@@ -380,8 +394,14 @@ impl Ring {
                 tags.is_empty() || tags.contains(&TypeTag(slot.tag.load(Ordering::Relaxed)));
             if accepted {
                 let len = slot.len.load(Ordering::Relaxed);
+                let position = slot.position.load(Ordering::Relaxed);
+                if run_len > 0 && position != run_start + run_len {
+                    // An early wrap between two frames: a new run.
+                    self.copy_bytes(run_start, run_len, out);
+                    run_len = 0;
+                }
                 if run_len == 0 {
-                    run_start = slot.position.load(Ordering::Relaxed);
+                    run_start = position;
                 }
                 run_len += len;
                 bytes += len;
@@ -502,10 +522,6 @@ impl RingWriter {
         id_hash: u64,
     ) -> Result<u64, FrameTooLarge> {
         let len = header.len() + body.len();
-        // The frame starts mid-word after the previous one: its first word
-        // re-stores the previous frame's last bytes unchanged.
-        let skip = (self.end % WORD as u64) as usize;
-        let words = (skip + len).div_ceil(WORD);
         if (len + WORD) as u64 > self.ring.max_bytes {
             return Err(FrameTooLarge {
                 size: len,
@@ -517,16 +533,24 @@ impl RingWriter {
         let timestamp = timestamp.max(self.last_timestamp);
         self.last_timestamp = timestamp;
 
-        // 1. Evict what this frame's slot and words will overwrite: every
-        // retained word must stay out of the words this frame writes, which
-        // alias the words `max_bytes` (<= arena size) below them.
-        let end_word = (self.end + len as u64).div_ceil(WORD as u64) * WORD as u64;
+        // 1. Evict what this frame's slot will overwrite.
         let mut tail = self
             .tail
             .max((seq + 1).saturating_sub(ring.capacity() as u64));
         for evicted in self.tail..tail {
             self.held -= ring.slot(evicted).len.load(Ordering::Relaxed);
         }
+        // 2. Wrap early when the retained frames are far behind: keeps the
+        // arena's working set near twice the retained bytes instead of the
+        // whole byte budget (see "Early wrap").
+        if let Some(wrapped) = early_wrap(ring, self.end, tail, seq, len) {
+            self.end = wrapped;
+            self.last_word = 0;
+        }
+        // 3. Evict what this frame's words will overwrite: every retained
+        // word must stay out of the words this frame writes, which alias the
+        // words `max_bytes` (<= arena size) below them.
+        let end_word = (self.end + len as u64).div_ceil(WORD as u64) * WORD as u64;
         while tail < seq
             && end_word - word_floor(ring.slot(tail).position.load(Ordering::Relaxed))
                 > ring.max_bytes
@@ -547,7 +571,12 @@ impl RingWriter {
             fence(Ordering::Release);
         }
 
-        // 2. Bytes and index, Relaxed: published by the head store below.
+        // 4. Bytes and index, Relaxed: published by the head store below.
+        // The frame starts mid-word after the previous one (unless it just
+        // wrapped early): its first word re-stores the previous frame's last
+        // bytes unchanged.
+        let skip = (self.end % WORD as u64) as usize;
+        let words = (skip + len).div_ceil(WORD);
         // Assemble the words in the writer's scratch buffer (the previous
         // frame's bytes that share the first word, header, body, zero
         // padding), then store them (two runs if they wrap the arena's end).
@@ -585,11 +614,39 @@ impl RingWriter {
         self.held += len as u64;
         ring.held_bytes.store(self.held, Ordering::Relaxed);
 
-        // 3. Publish. Release: pairs with readers' Acquire load of head.
+        // 5. Publish. Release: pairs with readers' Acquire load of head.
         self.head = seq + 1;
         ring.head.store(self.head, Ordering::Release);
         Ok(seq)
     }
+}
+
+/// The smallest arena lap before an early wrap (see "Early wrap").
+#[cfg(not(loom))]
+const EARLY_WRAP_MIN: u64 = 64 << 10;
+/// Small under loom so the models' tiny arenas wrap early too.
+#[cfg(loom)]
+const EARLY_WRAP_MIN: u64 = 0;
+
+/// The start of the next arena lap, when the write position `end` should
+/// jump there: the current lap has run well past the retained frames
+/// (`[tail, seq)`), and no retained word would be overwritten sooner for it.
+fn early_wrap(ring: &Ring, end: u64, tail: u64, seq: u64, len: usize) -> Option<u64> {
+    let arena_bytes = ring.arena.len() as u64 * WORD as u64;
+    let offset = end % arena_bytes;
+    let oldest = if tail < seq {
+        word_floor(ring.slot(tail).position.load(Ordering::Relaxed))
+    } else {
+        end
+    };
+    let window = end - oldest;
+    let frame = len as u64 + WORD as u64;
+    if offset == 0 || offset < (2 * (window + frame)).max(EARLY_WRAP_MIN) {
+        return None;
+    }
+    let wrapped = end + (arena_bytes - offset);
+    // Only if the frame then evicts nothing it would not evict anyway.
+    (wrapped + frame - oldest <= ring.max_bytes).then_some(wrapped)
 }
 
 /// `position` rounded down to a whole word.
@@ -701,6 +758,43 @@ mod tests {
     }
 
     #[test]
+    fn early_wrap_keeps_the_hot_region_small_and_reads_exact() {
+        // 4 MiB budget, 64 slots of ~40-byte frames: without early wraps the
+        // writer would stream through all 4 MiB before reusing a byte.
+        let ring = Arc::new(Ring::new(64, 4 << 20));
+        let mut writer = Ring::claim_writer(&ring).unwrap();
+        let arena = ring.arena.len() as u64 * 8;
+        let mut max_offset = 0;
+        let mut wraps = 0;
+        let mut last_position = 0;
+        for n in 0..20_000u64 {
+            append(&mut writer, n, 16 + (n % 50) as usize);
+            let position = ring.slot(n).position.load(Ordering::Relaxed);
+            if position % arena < last_position % arena {
+                wraps += 1;
+            }
+            last_position = position;
+            max_offset = max_offset.max(position % arena);
+            if n >= 70 && n % 7 == 0 {
+                // A batch across whatever wraps happened is still exact.
+                let mut out = Vec::new();
+                let read = ring
+                    .read_batch(n - 60, 64, usize::MAX, &[], &mut out)
+                    .unwrap();
+                let expected: Vec<u8> = (n - 60..read.next)
+                    .flat_map(|m| frame(m, 16 + (m % 50) as usize))
+                    .collect();
+                assert_eq!(out, expected);
+            }
+        }
+        assert!(wraps > 10, "early wraps happened: {wraps}");
+        assert!(
+            max_offset < 128 << 10,
+            "hot region stayed small: {max_offset}"
+        );
+    }
+
+    #[test]
     fn oversize_frame_is_refused() {
         let ring = Arc::new(Ring::new(4, 64));
         let mut writer = Ring::claim_writer(&ring).unwrap();
@@ -769,7 +863,17 @@ mod tests {
 
     #[test]
     fn concurrent_readers_see_exact_frames_or_lapped() {
-        let ring = Arc::new(Ring::new(64, 4096));
+        // Slot reuse and byte-budget eviction.
+        concurrent_readers(Ring::new(64, 4096));
+    }
+
+    #[test]
+    fn concurrent_readers_see_exact_frames_across_early_wraps() {
+        concurrent_readers(Ring::new(64, 1 << 20));
+    }
+
+    fn concurrent_readers(ring: Ring) {
+        let ring = Arc::new(ring);
         let mut writer = Ring::claim_writer(&ring).unwrap();
         let total = 20_000u64;
         let readers: Vec<_> = (0..2)
