@@ -40,6 +40,7 @@ pub mod http;
 mod hub;
 #[cfg_attr(loom, allow(dead_code))]
 mod id;
+mod id_index;
 #[cfg(feature = "http")]
 pub mod load;
 pub(crate) mod loom;

@@ -4,11 +4,10 @@
 //! Rules (DESIGN.md §3):
 //! - **After an id** (exclusive). An auto id of this generation maps straight
 //!   to a sequence, O(1). An auto id of another generation is `Gone`. A
-//!   caller-supplied id is looked up by its fingerprint: the ring's hint
-//!   table gives the newest sequence with it in O(1), confirmed against the
-//!   frame's own `id:` line; when another id took the hint's bucket, a scan
-//!   of the retained fingerprints (newest first) finds it. Not retained is
-//!   `Gone`. An auto id newer than anything
+//!   caller-supplied id is looked up by its fingerprint: the ring's id
+//!   index gives the newest sequence with it in O(1), confirmed against the
+//!   frame's own `id:` line; should the index have lost it, a scan of the
+//!   retained fingerprints (newest first) finds it. Not retained is `Gone`. An auto id newer than anything
 //!   published means "live from now". An empty id counts as absent.
 //! - **From a timestamp** (inclusive). `Gone` only if this generation has
 //!   overwritten an event with a timestamp at or after it (a gap is then

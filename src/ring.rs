@@ -68,6 +68,7 @@
 
 use crossbeam_utils::CachePadded;
 
+use crate::id_index::IdIndex;
 use crate::loom::{fence, AtomicBool, AtomicU64, Ordering};
 use crate::tag::TypeTag;
 
@@ -127,11 +128,8 @@ pub struct Ring {
     /// Encoded bytes retained (sum of frame lengths in `[tail, head)`).
     held_bytes: CachePadded<AtomicU64>,
     writer_claimed: AtomicBool,
-    /// Direct-mapped hint from a caller id's fingerprint to the newest
-    /// sequence published with it (`seq + 1`, 0 = empty). Only a hint:
-    /// lookups confirm against the slot and the frame, and fall back to a
-    /// scan when another id took the bucket.
-    id_hints: Box<[AtomicU64]>,
+    /// Caller id fingerprint → sequence hints (see `id_index`).
+    ids: IdIndex,
 }
 
 impl std::fmt::Debug for Ring {
@@ -191,7 +189,7 @@ impl Ring {
             evicted_timestamp: AtomicU64::new(0),
             held_bytes: CachePadded::new(AtomicU64::new(0)),
             writer_claimed: AtomicBool::new(false),
-            id_hints: (0..capacity).map(|_| AtomicU64::new(0)).collect(),
+            ids: IdIndex::new(capacity),
         }
     }
 
@@ -448,17 +446,13 @@ impl Ring {
     }
 
     /// Sequences in `[tail, head)` whose id fingerprint is `id_hash`: first
-    /// the hinted one (O(1)), then all of them newest first (a scan, for
-    /// when another id took the hint's bucket). Values may be stale; confirm
+    /// the id index's candidates (O(1)), then all of them newest first (a
+    /// scan, for when the index lost the id). Values may be stale; confirm
     /// each with [`Ring::read`].
     pub fn find_id_hash(&self, id_hash: u64) -> impl Iterator<Item = u64> + '_ {
         let head = self.head();
         let tail = self.tail();
-        let hinted = self.id_hints[(id_hash & self.slot_mask) as usize]
-            .load(Ordering::Relaxed)
-            .checked_sub(1)
-            .filter(|seq| (tail..head).contains(seq));
-        hinted.into_iter().chain(
+        self.ids.candidates(id_hash, tail, head).chain(
             (tail..head)
                 .rev()
                 .filter(move |&seq| self.slot(seq).id_hash.load(Ordering::Relaxed) == id_hash),
@@ -608,7 +602,7 @@ impl RingWriter {
         slot.timestamp.store(timestamp, Ordering::Relaxed);
         slot.id_hash.store(id_hash, Ordering::Relaxed);
         if id_hash != 0 {
-            ring.id_hints[(id_hash & ring.slot_mask) as usize].store(seq + 1, Ordering::Relaxed);
+            ring.ids.insert(id_hash, seq, self.tail);
         }
         self.end += len as u64;
         self.held += len as u64;
@@ -667,7 +661,7 @@ fn words_as_bytes_mut(words: &mut [u64]) -> &mut [u8] {
 /// `words` zeroed atomic words. Outside loom this is one zeroed allocation,
 /// which the OS maps lazily, so a 64 MiB budget costs nothing until used.
 #[cfg(not(loom))]
-fn zeroed_words(words: usize) -> Box<[AtomicU64]> {
+pub(crate) fn zeroed_words(words: usize) -> Box<[AtomicU64]> {
     let plain: Box<[u64]> = vec![0u64; words].into_boxed_slice();
     let raw = Box::into_raw(plain) as *mut [AtomicU64];
     // SAFETY: `AtomicU64` has the same size and bit validity as `u64` (its
@@ -678,7 +672,7 @@ fn zeroed_words(words: usize) -> Box<[AtomicU64]> {
 }
 
 #[cfg(loom)]
-fn zeroed_words(words: usize) -> Box<[AtomicU64]> {
+pub(crate) fn zeroed_words(words: usize) -> Box<[AtomicU64]> {
     (0..words).map(|_| AtomicU64::new(0)).collect()
 }
 

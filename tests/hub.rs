@@ -594,10 +594,14 @@ fn unfiltered_subscribers_at_one_position_share_batch_bytes() {
 }
 
 #[test]
-fn custom_id_lookup_survives_hint_collisions_and_prefers_the_newest() {
-    // 8 ids into 8 hint buckets: collisions are certain to happen for some
-    // of them, and every lookup must still find the right event.
+fn custom_id_lookup_finds_every_retained_id_and_prefers_the_newest() {
+    // Many more ids than slots pass through the ring's id index; every
+    // retained one must resolve to its own event.
     let hub = hub_with(8);
+    for n in 0..200 {
+        hub.publish(Event::new("t", "old").with_id(format!("old-{n}")))
+            .unwrap();
+    }
     for n in 0..8 {
         hub.publish(Event::new("t", n.to_string()).with_id(format!("k{n}")))
             .unwrap();
