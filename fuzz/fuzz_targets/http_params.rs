@@ -32,7 +32,9 @@ fuzz_target!(|input: Input<'_>| {
     if let Ok(parsed) = parse_events_query(Some(input.query), &headers, max_types) {
         let types = &parsed.options.types;
         assert!(types.len() <= max_types);
-        assert!(types.iter().all(|t| !t.is_empty() && !t.contains(['\r', '\n'])));
+        assert!(types
+            .iter()
+            .all(|t| !t.is_empty() && !t.contains(['\r', '\n'])));
         assert!(types.iter().all(|t| t.trim() == t));
         if let Resume::AfterId(id) = &parsed.options.resume {
             assert!(!id.is_empty());
