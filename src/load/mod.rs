@@ -89,7 +89,7 @@ pub struct LoadArgs {
     #[arg(long, alias = "admin-token", env = "SSEHUB_ADMIN_TOKEN")]
     pub token: Option<String>,
     /// SSE connections to open.
-    #[arg(short = 'c', long, default_value_t = 100)]
+    #[arg(short = 'c', long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     pub connections: u64,
     /// Events per second to publish; 0 publishes as fast as the server answers.
     #[arg(long, default_value_t = 1000.0)]
@@ -210,16 +210,18 @@ pub async fn run(args: LoadArgs) -> Result<Report, LoadError> {
     let permits = Arc::new(Semaphore::new(args.connect_concurrency as usize));
     let settled = Arc::new(AtomicU64::new(0));
     let connect_start = Instant::now();
-    let connect_deadline = connect_start + args.connect_timeout;
+    let connect_deadline = deadline(connect_start, args.connect_timeout);
+    let established_count = Arc::new(AtomicU64::new(0));
     let mut tasks = Vec::with_capacity(args.connections as usize);
     for _ in 0..args.connections {
-        let (target, query, shared, stop, permits, settled) = (
+        let (target, query, shared, stop, permits, settled, established_count) = (
             target.clone(),
             query.clone(),
             Arc::clone(&shared),
             stop_rx.clone(),
             Arc::clone(&permits),
             Arc::clone(&settled),
+            Arc::clone(&established_count),
         );
         tasks.push(tokio::spawn(async move {
             let connected = {
@@ -231,6 +233,7 @@ pub async fn run(args: LoadArgs) -> Result<Report, LoadError> {
             match connected {
                 Ok((stream, decoder, leftover)) => {
                     shared.live.fetch_add(1, Ordering::Relaxed);
+                    established_count.fetch_add(1, Ordering::Relaxed);
                     settled.fetch_add(1, Ordering::Release);
                     subscriber::stream(stream, decoder, leftover, shared, stop).await
                 }
@@ -247,7 +250,7 @@ pub async fn run(args: LoadArgs) -> Result<Report, LoadError> {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let connect_secs = connect_start.elapsed().as_secs_f64();
-    let established = shared.live.load(Ordering::Relaxed);
+    let established = established_count.load(Ordering::Relaxed);
     eprintln!("load: {established} connections established in {connect_secs:.2} s");
     if established == 0 {
         let _ = stop_tx.send(true);
@@ -278,7 +281,7 @@ pub async fn run(args: LoadArgs) -> Result<Report, LoadError> {
     );
     let publish_start = Instant::now();
     let publish_start_ns = shared.start.elapsed().as_nanos() as u64;
-    let until = publish_start + args.duration;
+    let until = deadline(publish_start, args.duration);
     let publishers: Vec<_> = (0..args.publishers)
         .map(|_| {
             let plan = PublishPlan {
@@ -316,7 +319,7 @@ pub async fn run(args: LoadArgs) -> Result<Report, LoadError> {
     }
 
     // Drain: until every live connection has everything, or the deadline.
-    let drain_deadline = Instant::now() + args.drain;
+    let drain_deadline = deadline(Instant::now(), args.drain);
     while Instant::now() < drain_deadline {
         let live = shared.live.load(Ordering::Relaxed);
         if shared.delivered.load(Ordering::Relaxed) >= published_count * live {
@@ -409,6 +412,12 @@ pub async fn run(args: LoadArgs) -> Result<Report, LoadError> {
         print!("{report}");
     }
     Ok(report)
+}
+
+/// `from + after`, or a year from `from` if that overflows.
+fn deadline(from: Instant, after: Duration) -> Instant {
+    from.checked_add(after)
+        .unwrap_or_else(|| from + Duration::from_secs(365 * 24 * 3600))
 }
 
 /// Runs a publisher on its own thread and current-thread runtime, so its

@@ -66,15 +66,16 @@ pub(crate) async fn publish(
     let pad = "x".repeat(plan.pad);
     let mut body = String::new();
     let mut request = Vec::new();
-    let interval =
-        (plan.rate > 0.0).then(|| Duration::from_secs_f64(plan.batch as f64 / plan.rate));
+    let interval = (plan.rate > 0.0).then(|| {
+        Duration::try_from_secs_f64(plan.batch as f64 / plan.rate).unwrap_or(Duration::MAX)
+    });
     let start = Instant::now();
     let mut sent_batches: u32 = 0;
     while Instant::now() < plan.until {
         if let Some(interval) = interval {
             let Some(due) = interval
                 .checked_mul(sent_batches)
-                .map(|offset| start + offset)
+                .and_then(|offset| start.checked_add(offset))
             else {
                 break;
             };
