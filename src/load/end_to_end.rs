@@ -136,6 +136,7 @@ fn args(url: String, connections: u64) -> LoadArgs {
         connect_timeout: Duration::from_secs(5),
         server_pid: Some(std::process::id()),
         json: true,
+        per_connection: true,
     }
 }
 
@@ -176,6 +177,12 @@ async fn counts_duplicates_and_losses() {
     assert_eq!(report.undelivered, 3);
     assert_eq!(report.connections_with_loss, 3);
     assert_eq!(report.max_lost_per_connection, report.published / 2 - 1);
+    assert_eq!(report.per_connection.len(), 3);
+    assert!(report
+        .per_connection
+        .iter()
+        .all(|c| c.lost == report.published / 2 - 1 && c.undelivered == 1));
+    assert!(report.to_string().contains("connection 2 "), "{report}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -73,7 +73,7 @@ use std::time::Duration;
 use tokio::sync::{watch, Semaphore};
 use tokio::time::Instant;
 
-pub use report::{Latency, Report, Rss};
+pub use report::{ConnReport, Latency, Report, Rss};
 
 use publisher::{PublishPlan, PublishStats};
 use subscriber::{ConnStats, Outcome, SeqSet, Shared};
@@ -126,6 +126,10 @@ pub struct LoadArgs {
     /// Print the report as JSON instead of text.
     #[arg(long)]
     pub json: bool,
+    /// Include one entry per connection in the report (JSON; the text
+    /// report lists the connections that lost events).
+    #[arg(long)]
+    pub per_connection: bool,
 }
 
 /// Why a load run could not produce a report.
@@ -385,6 +389,21 @@ pub async fn run(args: LoadArgs) -> Result<Report, LoadError> {
         report.foreign += conn.foreign;
         report.comments += conn.comments;
         report.bytes_received += conn.bytes;
+        if args.per_connection {
+            report.per_connection.push(ConnReport {
+                index: report.per_connection.len() as u64,
+                outcome: match &conn.outcome {
+                    Outcome::Stopped => "streaming".into(),
+                    Outcome::EndedByServer(_) => "ended_by_server".into(),
+                    Outcome::StreamError(error) => format!("stream_error: {error}"),
+                    Outcome::ConnectFailed(_) => "connect_failed".into(),
+                },
+                received: conn.received,
+                lost,
+                undelivered: undelivered.min(missing),
+                duplicates: conn.duplicates,
+            });
+        }
     }
     let last_ns = shared.last_delivery_ns.load(Ordering::Relaxed);
     let window = last_ns.saturating_sub(publish_start_ns) as f64 / 1e9;

@@ -118,6 +118,27 @@ pub struct Report {
     pub bytes_received: u64,
     /// Server memory, with `--server-pid`.
     pub rss: Option<Rss>,
+    /// One entry per established connection, with `--per-connection`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub per_connection: Vec<ConnReport>,
+}
+
+/// What one connection saw (`--per-connection`).
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct ConnReport {
+    /// Position among the established connections.
+    pub index: u64,
+    /// `streaming` (stopped by the run), `ended_by_server`, or
+    /// `stream_error: ...`.
+    pub outcome: String,
+    /// Unique load events received.
+    pub received: u64,
+    /// Gaps: published events missing before the newest one received.
+    pub lost: u64,
+    /// Published events after the newest one received.
+    pub undelivered: u64,
+    /// Events received more than once.
+    pub duplicates: u64,
 }
 
 impl fmt::Display for Report {
@@ -176,6 +197,22 @@ impl fmt::Display for Report {
             self.comments,
             self.foreign
         )?;
+        for conn in self
+            .per_connection
+            .iter()
+            .filter(|c| c.lost + c.duplicates > 0)
+        {
+            writeln!(
+                f,
+                "  connection {:<5} {} received, {} lost, {} undelivered, {} duplicates ({})",
+                conn.index,
+                conn.received,
+                conn.lost,
+                conn.undelivered,
+                conn.duplicates,
+                conn.outcome
+            )?;
+        }
         if let Some(rss) = &self.rss {
             writeln!(
                 f,
