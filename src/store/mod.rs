@@ -70,6 +70,17 @@
 //! store may already have evicted the oldest messages (which the next append
 //! would have evicted anyway).
 //!
+//! # Idle reclamation
+//!
+//! Sessions that are never closed are freed by
+//! [`reclaim_idle`](Store::reclaim_idle), called periodically (or by the task
+//! [`spawn_reclaimer`](Store::spawn_reclaimer) starts). Activity is stamped
+//! with the global sequence rather than a clock, so no append or replay reads
+//! the time: each reclaim call records `(clock time, sequence mark)`, and a
+//! session is freed once it has been inactive since a mark recorded more
+//! than the idle TTL ago — never earlier than the TTL, and at most one
+//! reclaim interval later.
+//!
 //! # Oldest-first, exactly
 //!
 //! Eviction always removes the message with the smallest `gseq` among
@@ -122,6 +133,7 @@
 //! ```
 
 use std::collections::hash_map::RandomState;
+use std::collections::VecDeque;
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
@@ -129,6 +141,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use crossbeam_utils::CachePadded;
+use parking_lot::Mutex;
 
 mod budget;
 mod clock;
@@ -191,7 +204,8 @@ impl Config {
     }
 
     /// Sessions untouched (no open, append or replay) for longer than `ttl`
-    /// are freed by [`Store::reclaim_idle`].
+    /// are freed by [`Store::reclaim_idle`] (within one reclaim interval
+    /// after that; see there).
     pub fn idle_ttl(mut self, ttl: Duration) -> Self {
         self.idle_ttl = ttl;
         self
@@ -203,7 +217,9 @@ impl Config {
         self
     }
 
-    /// The clock used to stamp activity and judge idleness.
+    /// The clock [`Store::now`] reads, for callers of
+    /// [`Store::reclaim_idle`] and for its background task. Appends and
+    /// replays never read it: activity is stamped in logical time.
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = clock;
         self
@@ -231,6 +247,8 @@ pub struct Store {
     secrets: RandomState,
     idle_ttl: Duration,
     clock: Arc<dyn Clock>,
+    /// `(time, mark)` of earlier `reclaim_idle` calls, oldest first.
+    marks: Mutex<VecDeque<(Duration, u64)>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -264,11 +282,13 @@ impl Store {
                 .collect(),
             mask: shards as u64 - 1,
             budget: Budget::new(config.budget),
-            gseq: CachePadded::new(AtomicU64::new(0)),
+            // Starts at 1 so that every stamp is above the initial mark 0.
+            gseq: CachePadded::new(AtomicU64::new(1)),
             next_key: AtomicU64::new(1),
             secrets: RandomState::new(),
             idle_ttl: config.idle_ttl,
             clock: config.clock,
+            marks: Mutex::new(VecDeque::new()),
         }
     }
 
@@ -277,7 +297,17 @@ impl Store {
         &self.shards[(key & self.mask) as usize]
     }
 
-    /// The store's clock reading, as used for idleness.
+    /// The current logical time: the global sequence. Reading it is one
+    /// relaxed load of a counter appends already share, instead of a clock
+    /// read on every operation.
+    fn stamp(&self) -> u64 {
+        // Relaxed: only its order relative to `reclaim_idle`'s fetch_add
+        // matters, and operations on one atomic are totally ordered.
+        self.gseq.load(Ordering::Relaxed)
+    }
+
+    /// The store's clock reading, as [`reclaim_idle`](Self::reclaim_idle)
+    /// expects it.
     pub fn now(&self) -> Duration {
         self.clock.now()
     }
@@ -323,7 +353,7 @@ impl Store {
         // Relaxed: only uniqueness matters.
         let key = self.next_key.fetch_add(1, Ordering::Relaxed);
         let secret = self.secrets.hash_one(key);
-        let now = self.clock.now();
+        let now = self.stamp();
         let shard = self.shard(key);
         shard
             .inner
@@ -350,7 +380,7 @@ impl Store {
     /// [`StoreError::UnknownSession`] if the session is closed or reclaimed;
     /// [`StoreError::TooManyStreams`] after `u32::MAX` streams.
     pub fn open_stream(&self, session: SessionId) -> Result<StreamId, StoreError> {
-        let now = self.clock.now();
+        let now = self.stamp();
         let mut inner = self.shard(session.key).inner.lock();
         let sess = inner.session_mut(session)?;
         let n = sess.next_stream;
@@ -388,7 +418,6 @@ impl Store {
                 budget: self.budget.limit(),
             });
         }
-        let now = self.clock.now();
         // Reserve first, evicting the oldest messages as needed, and only
         // then take this session's shard lock: a full store's append takes
         // two locks (the evicted shard's and ours), never one inside another.
@@ -425,7 +454,7 @@ impl Store {
         // other gseq of this shard; across shards only uniqueness and
         // monotonicity of the counter matter.
         let gseq = self.gseq.fetch_add(1, Ordering::Relaxed);
-        log.last_active = now;
+        log.last_active = gseq;
         let index = log.push(gseq, data);
         inner.enqueue(gseq, session.key, stream.0);
         shard.publish(inner);
@@ -472,7 +501,7 @@ impl Store {
         stream: StreamId,
         index: u64,
     ) -> Result<Vec<StoredEvent>, StoreError> {
-        let now = self.clock.now();
+        let now = self.stamp();
         let mut inner = self.shard(session.key).inner.lock();
         let log = inner.stream_mut(session, stream.0)?;
         log.last_active = now;
@@ -560,10 +589,53 @@ impl Store {
         true
     }
 
-    /// Frees every session untouched for longer than the idle TTL as of
-    /// `now` (a reading of this store's clock, see [`now`](Self::now)).
-    /// Returns how many were freed. Takes one shard lock at a time.
+    /// Frees idle sessions and returns how many. Call it periodically with
+    /// the store's clock reading (see [`now`](Self::now)), or let
+    /// [`spawn_reclaimer`](Self::spawn_reclaimer) do it.
+    ///
+    /// Idleness is tracked in logical time so that appends and replays never
+    /// read a clock: each call records a mark in the global sequence, and a
+    /// session is freed once it has had no activity since a call made more
+    /// than the idle TTL before `now`. A session is therefore never freed
+    /// before it has been idle for the TTL, and with calls every `I` it is
+    /// freed at most TTL + `I` after its last activity. (The first call only
+    /// records a mark.) `now` must not go backwards between calls. Takes one
+    /// shard lock at a time.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::{sync::Arc, time::Duration};
+    /// use ssehub::store::{Config, ManualClock, Store};
+    ///
+    /// let clock = Arc::new(ManualClock::new());
+    /// let store = Store::with_config(
+    ///     Config::new(1 << 20).idle_ttl(Duration::from_secs(60)).clock(clock.clone()),
+    /// );
+    /// let session = store.open();
+    /// assert_eq!(store.reclaim_idle(store.now()), 0); // records a mark
+    /// clock.advance(Duration::from_secs(61));
+    /// assert_eq!(store.reclaim_idle(store.now()), 1); // idle since before it
+    /// assert!(!store.is_open(session));
+    /// ```
     pub fn reclaim_idle(&self, now: Duration) -> usize {
+        // Relaxed: as in `stamp`; activity stamped before this is <= mark,
+        // activity after it is > mark.
+        let mark = self.gseq.fetch_add(1, Ordering::Relaxed);
+        let cutoff = {
+            let mut marks = self.marks.lock();
+            let expired = |t: Duration| now.saturating_sub(t) > self.idle_ttl;
+            // Keep only the newest expired mark (and everything newer).
+            while marks.len() >= 2 && marks.get(1).is_some_and(|&(t, _)| expired(t)) {
+                marks.pop_front();
+            }
+            let cutoff = marks.front().filter(|&&(t, _)| expired(t)).map(|&(_, m)| m);
+            marks.push_back((now, mark));
+            cutoff
+        };
+        let Some(cutoff) = cutoff else {
+            return 0;
+        };
         let mut freed = 0;
         for shard in self.shards.iter() {
             let mut inner = shard.inner.lock();
@@ -572,11 +644,7 @@ impl Store {
                 .sessions
                 .keys()
                 .copied()
-                .filter(|&k| {
-                    inner
-                        .last_active(k)
-                        .is_some_and(|t| now.saturating_sub(t) > self.idle_ttl)
-                })
+                .filter(|&k| inner.last_active(k).is_some_and(|stamp| stamp <= cutoff))
                 .collect();
             for key in idle {
                 if let Some((m, b)) = inner.remove_session(key) {
@@ -604,8 +672,9 @@ impl Store {
     }
 
     /// Spawns a tokio task that calls [`reclaim_idle`](Self::reclaim_idle)
-    /// every `every`. The task holds only a weak reference and ends once the
-    /// store is dropped (or when the handle is aborted).
+    /// every `every` with the store's clock, so sessions go at most `every`
+    /// after their idle TTL. The task holds only a weak reference and ends
+    /// once the store is dropped (or when the handle is aborted).
     ///
     /// # Panics
     ///

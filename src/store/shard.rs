@@ -95,7 +95,7 @@ impl ShardInner {
     }
 
     /// When `key`'s session or any of its streams was last active.
-    pub(crate) fn last_active(&self, key: u64) -> Option<std::time::Duration> {
+    pub(crate) fn last_active(&self, key: u64) -> Option<u64> {
         let sess = self.sessions.get(&key)?;
         Some(
             sess.streams
