@@ -101,10 +101,13 @@
 //!
 //! # Orderings
 //!
-//! All data is guarded by the shard mutexes. The atomics outside them are a
-//! counter (`Relaxed`: its own read-modify-writes are totally ordered, and it
-//! publishes no memory), the `gseq` counter (taken under the shard lock, so
-//! per-shard order follows from the lock), and the per-shard front hints
+//! All data is guarded by the shard mutexes. The atomics outside them are
+//! the byte counter (`Relaxed`: its own read-modify-writes are totally
+//! ordered, and it publishes no memory), the `gseq` counter (`Relaxed`:
+//! taken under the shard lock, so per-shard order follows from the lock;
+//! its relaxed loads as activity stamps only need to fall on the right side
+//! of a reclaim call's mark, which the counter's single modification order
+//! gives up to the usual staleness of a load), and the per-shard front hints
 //! (`Relaxed`: re-checked under the lock before use).
 //!
 //! # Examples

@@ -1,4 +1,5 @@
-//! A shard: a lock, the sessions it owns, and their eviction queue.
+//! A shard: a lock, the sessions it owns, their streams (one map keyed by
+//! session and stream), and their eviction queue.
 //!
 //! The queue lists `(gseq, session, stream)` for every message appended to
 //! the shard's sessions, in append order. The global sequence `gseq` is
@@ -10,6 +11,8 @@
 //! Dead entries at the front are skipped before the front is published, and
 //! the whole queue is compacted once more than half of it is dead, so dead
 //! entries cost O(1) amortised and never more than the live ones plus 64.
+//! The count of dead entries is exact, so while it is zero no liveness
+//! lookup (which would touch another session's memory) is made at all.
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
