@@ -183,7 +183,13 @@ impl Model {
             .front()
             .filter(|(t, _)| expired(*t))
             .map(|&(_, m)| m);
-        self.marks.push_back((now, self.op));
+        if self
+            .marks
+            .back()
+            .is_none_or(|&(t, _)| now.saturating_sub(t) >= TTL / 8)
+        {
+            self.marks.push_back((now, self.op));
+        }
         let Some(cutoff) = cutoff else { return 0 };
         let idle: Vec<SessionId> = self
             .sessions

@@ -79,7 +79,7 @@
 //! the time: each reclaim call records `(clock time, sequence mark)`, and a
 //! session is freed once it has been inactive since a mark recorded more
 //! than the idle TTL ago — never earlier than the TTL, and at most one
-//! reclaim interval later.
+//! reclaim interval (or TTL/8, if longer) later.
 //!
 //! # Oldest-first, exactly
 //!
@@ -207,8 +207,8 @@ impl Config {
     }
 
     /// Sessions untouched (no open, append or replay) for longer than `ttl`
-    /// are freed by [`Store::reclaim_idle`] (within one reclaim interval
-    /// after that; see there).
+    /// are freed by [`Store::reclaim_idle`] (a little after that; see
+    /// there for how much).
     pub fn idle_ttl(mut self, ttl: Duration) -> Self {
         self.idle_ttl = ttl;
         self
@@ -601,8 +601,9 @@ impl Store {
     /// session is freed once it has had no activity since a call made more
     /// than the idle TTL before `now`. A session is therefore never freed
     /// before it has been idle for the TTL, and with calls every `I` it is
-    /// freed at most TTL + `I` after its last activity. (The first call only
-    /// records a mark.) `now` must not go backwards between calls. Takes one
+    /// freed at most TTL + max(`I`, TTL/8) after its last activity (marks are
+    /// kept at least TTL/8 apart, so at most ten are held however often this
+    /// is called). The first call only records a mark. `now` must not go backwards between calls. Takes one
     /// shard lock at a time.
     ///
     /// # Examples
@@ -633,7 +634,14 @@ impl Store {
                 marks.pop_front();
             }
             let cutoff = marks.front().filter(|&&(t, _)| expired(t)).map(|&(_, m)| m);
-            marks.push_back((now, mark));
+            // Marks at least TTL/8 apart: however often this is called,
+            // at most ten are kept.
+            if marks
+                .back()
+                .is_none_or(|&(t, _)| now.saturating_sub(t) >= self.idle_ttl / 8)
+            {
+                marks.push_back((now, mark));
+            }
             cutoff
         };
         let Some(cutoff) = cutoff else {
@@ -696,5 +704,28 @@ impl Store {
                 store.reclaim_idle(store.now());
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reclaim_marks_stay_few_however_often_it_runs() {
+        let clock = Arc::new(ManualClock::new());
+        let store = Store::with_config(
+            Config::new(1 << 20)
+                .idle_ttl(Duration::from_secs(80))
+                .clock(clock.clone()),
+        );
+        let s = store.open();
+        for _ in 0..100_000 {
+            clock.advance(Duration::from_millis(1));
+            store.reclaim_idle(store.now());
+            assert!(store.marks.lock().len() <= 10);
+        }
+        // 100 s idle with an 80 s TTL: gone by now.
+        assert!(!store.is_open(s));
     }
 }
