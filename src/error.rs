@@ -27,11 +27,14 @@ impl fmt::Display for EventError {
         match self {
             EventError::InvalidType => f.write_str("event type must not contain CR or LF"),
             EventError::InvalidId => f.write_str("event id must not contain CR, LF or NUL"),
-            EventError::ReservedId => f.write_str(
-                "event id has the reserved auto-id shape <16 hex digits>-<number>",
-            ),
+            EventError::ReservedId => {
+                f.write_str("event id has the reserved auto-id shape <16 hex digits>-<number>")
+            }
             EventError::TooLarge { size, limit } => {
-                write!(f, "encoded event is {size} bytes, over the {limit}-byte limit")
+                write!(
+                    f,
+                    "encoded event is {size} bytes, over the {limit}-byte limit"
+                )
             }
         }
     }
@@ -64,9 +67,7 @@ impl fmt::Display for PublishError {
             PublishError::Event(error) => error.fmt(f),
             PublishError::InBatch { index, error } => write!(f, "event {index}: {error}"),
             PublishError::Shutdown => f.write_str("hub is shut down"),
-            PublishError::WriterTaken => {
-                f.write_str("a dedicated publisher owns the writer")
-            }
+            PublishError::WriterTaken => f.write_str("a dedicated publisher owns the writer"),
         }
     }
 }
@@ -142,7 +143,10 @@ impl fmt::Display for SubscribeError {
                 write!(f, "subscriber limit of {limit} reached")
             }
             SubscribeError::TooManyTypes { requested, limit } => {
-                write!(f, "{requested} event types requested, over the limit of {limit}")
+                write!(
+                    f,
+                    "{requested} event types requested, over the limit of {limit}"
+                )
             }
             SubscribeError::InvalidType => f.write_str("event type must not contain CR or LF"),
         }

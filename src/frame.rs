@@ -102,7 +102,10 @@ impl Event {
         } else {
             self.event_type.as_str()
         };
-        let id_line = self.id.as_ref().map_or(0, |id| ID_PREFIX.len() + id.len() + 1);
+        let id_line = self
+            .id
+            .as_ref()
+            .map_or(0, |id| ID_PREFIX.len() + id.len() + 1);
         let estimate = id_line + encoded_body_len_upper_bound(event_type, &self.data, self.retry);
         let mut body = BytesMut::with_capacity(estimate.min(max_event_bytes + 64));
         if let Some(retry) = self.retry {
@@ -204,9 +207,7 @@ pub fn validate_id(id: &str) -> Result<(), EventError> {
 /// Splits data into lines on CR, LF and CRLF. Always yields at least one line,
 /// so empty data is still dispatched by clients.
 pub fn data_lines(data: &str) -> DataLines<'_> {
-    DataLines {
-        rest: Some(data),
-    }
+    DataLines { rest: Some(data) }
 }
 
 /// Iterator returned by [`data_lines`].
@@ -241,11 +242,11 @@ fn encoded_body_len_upper_bound(event_type: &str, data: &str, retry: Option<Dura
     retry + 8 + event_type.len() + data.len() + lines * 7 + 1
 }
 
-/// Writes the `id: <id>\n` line for `id` into `out`.
-pub(crate) fn put_id_line(out: &mut Vec<u8>, id: &[u8]) {
-    out.extend_from_slice(ID_PREFIX);
-    out.extend_from_slice(id);
-    out.push(b'\n');
+/// The id of an encoded frame (its leading `id:` line), if it has one.
+pub fn frame_id(frame: &[u8]) -> Option<&str> {
+    let rest = frame.strip_prefix(ID_PREFIX)?;
+    let end = rest.iter().position(|&b| b == b'\n')?;
+    std::str::from_utf8(&rest[..end]).ok()
 }
 
 /// A stack buffer for [`format_u64`].
@@ -285,7 +286,10 @@ mod tests {
 
     #[test]
     fn trailing_newline_gives_an_empty_last_data_line() {
-        assert_eq!(body(Event::new("t", "a\n")), "event: t\ndata: a\ndata: \n\n");
+        assert_eq!(
+            body(Event::new("t", "a\n")),
+            "event: t\ndata: a\ndata: \n\n"
+        );
     }
 
     #[test]
@@ -334,10 +338,16 @@ mod tests {
         assert!(event.encode(26).is_ok());
         assert_eq!(
             event.encode(25),
-            Err(EventError::TooLarge { size: 26, limit: 25 })
+            Err(EventError::TooLarge {
+                size: 26,
+                limit: 25
+            })
         );
         let huge = Event::new("t", "line\n".repeat(100_000));
-        assert!(matches!(huge.encode(1000), Err(EventError::TooLarge { .. })));
+        assert!(matches!(
+            huge.encode(1000),
+            Err(EventError::TooLarge { .. })
+        ));
     }
 
     #[test]
@@ -350,6 +360,9 @@ mod tests {
         let mut buf = itoa_buf();
         assert_eq!(format_u64(&mut buf, 0), b"0");
         let mut buf = itoa_buf();
-        assert_eq!(format_u64(&mut buf, u64::MAX), u64::MAX.to_string().as_bytes());
+        assert_eq!(
+            format_u64(&mut buf, u64::MAX),
+            u64::MAX.to_string().as_bytes()
+        );
     }
 }

@@ -1,0 +1,810 @@
+//! The single-writer seqlock ring of pre-encoded SSE frames.
+//!
+//! # Design
+//!
+//! A ring of `capacity` slots (a power of two) indexes frames whose bytes live
+//! in a separate byte arena, so the ring is bounded both in events and in
+//! bytes. Sequence numbers start at 0 and grow forever; sequence `s` lives in
+//! slot `s & (capacity - 1)`. The *retained* window is `[tail, head)`:
+//!
+//! - `head` is the next sequence the writer will write. Everything below it is
+//!   published.
+//! - `tail` is the oldest retained sequence. The writer raises it *before* it
+//!   overwrites anything that belongs to a lower sequence, either because the
+//!   slot is reused (`s + capacity`) or because the arena bytes are reused (the
+//!   byte budget is exceeded).
+//!
+//! Exactly one [`RingWriter`] exists per ring. Readers hold a cursor (the next
+//! sequence they want) and read without taking any lock or writing anything
+//! shared.
+//!
+//! # Soundness
+//!
+//! Every shared word, the arena included, is an atomic: the arena is
+//! `[AtomicU64]` and frames are copied in and out word by word with `Relaxed`
+//! loads and stores (the "atomic memcpy" of RFC 3301 / the `atomic-memcpy`
+//! crate). So a reader racing with the writer reads stale or mixed words —
+//! never undefined behaviour — and then *validates*: after an `Acquire` fence
+//! it re-reads `tail`. If `tail` is still at or below the sequence it read, no
+//! byte of that frame was overwritten, so the copy is exactly what the writer
+//! published; otherwise it reports [`Lapped`] and discards the copy. Frames
+//! are never shared by pointer, so nothing can be freed under a reader.
+//!
+//! # Orderings
+//!
+//! Writer, for sequence `s` (Boehm's seqlock with fences, "Can Seqlocks Get
+//! Along With Programming Language Memory Models?", 2012):
+//!
+//! 1. `tail.store(new_tail, Relaxed)` (only if it moves), then
+//!    `fence(Release)`;
+//! 2. arena words and slot metadata, `Relaxed`;
+//! 3. `head.store(s + 1, Release)`.
+//!
+//! Reader, for sequences in `[from, h)`:
+//!
+//! 1. `h = head.load(Acquire)`: synchronizes with step 3, so every frame below
+//!    `h` is fully written (as of that publish) and visible;
+//! 2. `tail.load(Acquire)`; bail out with `Lapped` if `from < tail`;
+//! 3. metadata and arena words, `Relaxed`;
+//! 4. `fence(Acquire)`, then `tail.load(Relaxed)`. If any word read in 3 came
+//!    from a later overwrite, that overwrite's step 1 release fence pairs with
+//!    this acquire fence, so the raised `tail` is visible here and the read is
+//!    rejected. A `tail` still `<= from` proves every word was the original.
+//!
+//! The writer never reads anything readers write, so readers cannot slow it
+//! down. `head`, `tail` and the byte counters sit on their own cache lines.
+
+use crossbeam_utils::CachePadded;
+
+use crate::loom::{fence, AtomicBool, AtomicU64, Ordering};
+use crate::tag::TypeTag;
+
+/// Size of one arena word in bytes.
+const WORD: usize = 8;
+
+/// A reader fell behind: the events it wanted were overwritten.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lapped {
+    /// How many events it missed (from its cursor to the oldest retained one).
+    pub missed: u64,
+}
+
+/// Per-slot index of one frame. Written by the writer only; read racily by
+/// readers and validated through `tail`.
+struct Slot {
+    /// Byte position of the frame in the arena's infinite address space.
+    /// Frames are packed: `position(s + 1) == position(s) + len(s)`.
+    position: AtomicU64,
+    /// Frame length in bytes.
+    len: AtomicU64,
+    /// Type tag.
+    tag: AtomicU64,
+    /// Publish time, Unix nanoseconds; non-decreasing along the ring.
+    timestamp: AtomicU64,
+    /// Fingerprint of a caller-supplied id, 0 for an auto id.
+    id_hash: AtomicU64,
+}
+
+impl Slot {
+    fn new() -> Slot {
+        Slot {
+            position: AtomicU64::new(0),
+            len: AtomicU64::new(0),
+            tag: AtomicU64::new(0),
+            timestamp: AtomicU64::new(0),
+            id_hash: AtomicU64::new(0),
+        }
+    }
+}
+
+/// The shared part of the ring: readers use it through `&Ring`.
+pub struct Ring {
+    slots: Box<[Slot]>,
+    slot_mask: u64,
+    arena: Box<[AtomicU64]>,
+    arena_word_mask: u64,
+    /// Logical byte budget: the words spanned by retained frames never
+    /// exceed it (it is at most the arena's size).
+    max_bytes: u64,
+    head: CachePadded<AtomicU64>,
+    tail: CachePadded<AtomicU64>,
+    /// Timestamp of the newest evicted frame (0 when nothing was evicted).
+    /// Written before `tail` is raised past it.
+    evicted_timestamp: AtomicU64,
+    /// Encoded bytes retained (sum of frame lengths in `[tail, head)`).
+    held_bytes: CachePadded<AtomicU64>,
+    writer_claimed: AtomicBool,
+    /// Direct-mapped hint from a caller id's fingerprint to the newest
+    /// sequence published with it (`seq + 1`, 0 = empty). Only a hint:
+    /// lookups confirm against the slot and the frame, and fall back to a
+    /// scan when another id took the bucket.
+    id_hints: Box<[AtomicU64]>,
+}
+
+impl std::fmt::Debug for Ring {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ring")
+            .field("capacity", &self.capacity())
+            .field("max_bytes", &self.max_bytes)
+            .field("head", &self.head())
+            .field("tail", &self.tail())
+            .finish()
+    }
+}
+
+/// What a frame's index says about it (for readers that filter or search).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FrameMeta {
+    /// Sequence number.
+    pub seq: u64,
+    /// Type tag.
+    pub tag: TypeTag,
+    /// Publish time, Unix nanoseconds.
+    pub timestamp: u64,
+    /// Fingerprint of the caller-supplied id (0 for auto ids).
+    pub id_hash: u64,
+}
+
+/// The result of [`Ring::read_batch`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchRead {
+    /// The cursor after this batch: one past the last sequence examined.
+    pub next: u64,
+    /// Frames appended to the output buffer.
+    pub frames: usize,
+}
+
+impl Ring {
+    /// A ring of `capacity` slots (rounded up to a power of two, at least 2)
+    /// whose retained frames span at most `max_bytes` (rounded up to whole
+    /// words) of arena.
+    ///
+    /// # Panics
+    ///
+    /// If `max_bytes` is 0 or larger than the address space allows.
+    pub fn new(capacity: usize, max_bytes: usize) -> Ring {
+        assert!(max_bytes > 0, "ring byte budget must be positive");
+        let capacity = capacity.max(2).next_power_of_two();
+        let budget = max_bytes.div_ceil(WORD) * WORD;
+        let arena_words = (budget / WORD).next_power_of_two();
+        Ring {
+            slots: (0..capacity).map(|_| Slot::new()).collect(),
+            slot_mask: capacity as u64 - 1,
+            arena: zeroed_words(arena_words),
+            arena_word_mask: arena_words as u64 - 1,
+            max_bytes: budget as u64,
+            head: CachePadded::new(AtomicU64::new(0)),
+            tail: CachePadded::new(AtomicU64::new(0)),
+            evicted_timestamp: AtomicU64::new(0),
+            held_bytes: CachePadded::new(AtomicU64::new(0)),
+            writer_claimed: AtomicBool::new(false),
+            id_hints: (0..capacity).map(|_| AtomicU64::new(0)).collect(),
+        }
+    }
+
+    /// Claims the ring's one writer. Returns `None` if it was already claimed.
+    pub fn claim_writer(ring: &crate::loom::Arc<Ring>) -> Option<RingWriter> {
+        // AcqRel: a second claimer must not proceed; no data is published here.
+        if ring.writer_claimed.swap(true, Ordering::AcqRel) {
+            return None;
+        }
+        Some(RingWriter {
+            ring: ring.clone(),
+            head: ring.head.load(Ordering::Relaxed),
+            tail: ring.tail.load(Ordering::Relaxed),
+            end: 0,
+            held: 0,
+            last_timestamp: 0,
+            scratch: Vec::new(),
+            last_word: 0,
+        })
+    }
+
+    /// Number of slots.
+    pub fn capacity(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// The byte budget (rounded up to whole words).
+    pub fn max_bytes(&self) -> u64 {
+        self.max_bytes
+    }
+
+    /// The next sequence to be written: everything below it is published.
+    pub fn head(&self) -> u64 {
+        // Acquire: pairs with the writer's Release store, so frames below the
+        // returned head are visible to this thread.
+        self.head.load(Ordering::Acquire)
+    }
+
+    /// The oldest retained sequence.
+    pub fn tail(&self) -> u64 {
+        self.tail.load(Ordering::Acquire)
+    }
+
+    /// Encoded bytes currently retained.
+    pub fn held_bytes(&self) -> u64 {
+        self.held_bytes.load(Ordering::Relaxed)
+    }
+
+    /// Timestamp of the newest evicted frame, or `None` if nothing was evicted.
+    pub fn evicted_timestamp(&self) -> Option<u64> {
+        if self.tail() == 0 {
+            None
+        } else {
+            Some(self.evicted_timestamp.load(Ordering::Acquire))
+        }
+    }
+
+    /// Checks that nothing at or after `seq` was overwritten since this
+    /// thread's preceding `Relaxed` reads.
+    fn validate(&self, seq: u64) -> Result<(), Lapped> {
+        // Acquire fence: pairs with the writer's Release fence before any
+        // overwrite (see "Orderings"), making a raised tail visible below.
+        fence(Ordering::Acquire);
+        let tail = self.tail.load(Ordering::Relaxed);
+        if seq < tail {
+            Err(Lapped { missed: tail - seq })
+        } else {
+            Ok(())
+        }
+    }
+
+    fn check_retained(&self, seq: u64) -> Result<(), Lapped> {
+        let tail = self.tail();
+        if seq < tail {
+            Err(Lapped { missed: tail - seq })
+        } else {
+            Ok(())
+        }
+    }
+
+    fn slot(&self, seq: u64) -> &Slot {
+        let index = (seq & self.slot_mask) as usize;
+        debug_assert!(index < self.slots.len());
+        &self.slots[index]
+    }
+
+    /// Reads the index entry of a published, retained `seq`, validated.
+    ///
+    /// # Errors
+    ///
+    /// [`Lapped`] if `seq` is not (or no longer) retained.
+    pub fn meta(&self, seq: u64) -> Result<FrameMeta, Lapped> {
+        debug_assert!(seq < self.head.load(Ordering::Relaxed));
+        self.check_retained(seq)?;
+        let meta = self.meta_unvalidated(seq);
+        self.validate(seq)?;
+        Ok(meta)
+    }
+
+    fn meta_unvalidated(&self, seq: u64) -> FrameMeta {
+        let slot = self.slot(seq);
+        FrameMeta {
+            seq,
+            tag: TypeTag(slot.tag.load(Ordering::Relaxed)),
+            timestamp: slot.timestamp.load(Ordering::Relaxed),
+            id_hash: slot.id_hash.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Appends the frame bytes of `seq` to `out` without validating.
+    fn copy_frame(&self, seq: u64, out: &mut Vec<u8>) {
+        let slot = self.slot(seq);
+        let position = slot.position.load(Ordering::Relaxed);
+        let len = slot.len.load(Ordering::Relaxed);
+        self.copy_bytes(position, len, out);
+    }
+
+    /// Appends the arena bytes `[start, start + len)` to `out` without
+    /// validating: whole words are loaded and stored into `out`'s spare
+    /// capacity, then the leading partial word is shifted away.
+    fn copy_bytes(&self, start: u64, len: u64, out: &mut Vec<u8>) {
+        // A torn read can see any length; clamp it so the copy stays bounded.
+        // Validation rejects such a copy afterwards.
+        let len = len.min(self.max_bytes) as usize;
+        if len == 0 {
+            return;
+        }
+        let skip = (start % WORD as u64) as usize;
+        let words = (skip + len).div_ceil(WORD);
+        let base = out.len();
+        out.reserve(words * WORD);
+        let first_word = start / WORD as u64;
+        let spare = &mut out.spare_capacity_mut()[..words * WORD];
+        for (i, dst) in spare.chunks_exact_mut(WORD).enumerate() {
+            let index = ((first_word + i as u64) & self.arena_word_mask) as usize;
+            debug_assert!(index < self.arena.len());
+            let bytes = self.arena[index].load(Ordering::Relaxed).to_ne_bytes();
+            for (dst, byte) in dst.iter_mut().zip(bytes) {
+                dst.write(byte);
+            }
+        }
+        // SAFETY: the loop above initialized the first `words * WORD` bytes
+        // of the spare capacity, which `reserve` made at least that long.
+        unsafe { out.set_len(base + words * WORD) };
+        if skip > 0 {
+            out.copy_within(base + skip..base + skip + len, base);
+        }
+        out.truncate(base + len);
+    }
+
+    /// Copies the frame of `seq` into `out` (appending) and returns its index
+    /// entry, validated.
+    ///
+    /// # Errors
+    ///
+    /// [`Lapped`] if `seq` was not or is no longer retained; `out` then holds
+    /// garbage after its original length and should be truncated.
+    pub fn read(&self, seq: u64, out: &mut Vec<u8>) -> Result<FrameMeta, Lapped> {
+        debug_assert!(seq < self.head.load(Ordering::Relaxed));
+        self.check_retained(seq)?;
+        let meta = self.meta_unvalidated(seq);
+        self.copy_frame(seq, out);
+        self.validate(seq)?;
+        Ok(meta)
+    }
+
+    /// Copies the frames in `[from, head)` whose tag is in `tags` (all when
+    /// `tags` is empty), up to `max_frames` frames and about `max_bytes`
+    /// bytes, into `out`. Consecutive frames are contiguous in the arena, so
+    /// each run of accepted frames is one bulk copy; one validation covers
+    /// the whole batch (tags read before it may be torn, and then the batch
+    /// is discarded with them).
+    ///
+    /// # Errors
+    ///
+    /// [`Lapped`] if `from` is no longer retained or was overwritten during the
+    /// copy; `out` must then be truncated by the caller.
+    pub fn read_batch(
+        &self,
+        from: u64,
+        max_frames: usize,
+        max_bytes: usize,
+        tags: &[TypeTag],
+        out: &mut Vec<u8>,
+    ) -> Result<BatchRead, Lapped> {
+        let head = self.head();
+        if from >= head {
+            return Ok(BatchRead {
+                next: from,
+                frames: 0,
+            });
+        }
+        self.check_retained(from)?;
+        let (mut seq, mut frames, mut bytes) = (from, 0, 0u64);
+        let (mut run_start, mut run_len) = (0u64, 0u64);
+        while seq < head && frames < max_frames && bytes < max_bytes as u64 {
+            let slot = self.slot(seq);
+            let accepted =
+                tags.is_empty() || tags.contains(&TypeTag(slot.tag.load(Ordering::Relaxed)));
+            if accepted {
+                let len = slot.len.load(Ordering::Relaxed);
+                if run_len == 0 {
+                    run_start = slot.position.load(Ordering::Relaxed);
+                }
+                run_len += len;
+                bytes += len;
+                frames += 1;
+            } else if run_len > 0 {
+                self.copy_bytes(run_start, run_len, out);
+                run_len = 0;
+            }
+            seq += 1;
+        }
+        if run_len > 0 {
+            self.copy_bytes(run_start, run_len, out);
+        }
+        self.validate(from)?;
+        Ok(BatchRead { next: seq, frames })
+    }
+
+    /// The first retained sequence whose timestamp is `>= at`, or `head` when
+    /// there is none, by binary search over the (non-decreasing) timestamps.
+    ///
+    /// # Errors
+    ///
+    /// [`Lapped`] if the search raced with overwrites too often to finish.
+    pub fn seek_timestamp(&self, at: u64) -> Result<u64, Lapped> {
+        for _ in 0..64 {
+            let head = self.head();
+            let tail = self.tail();
+            let (mut low, mut high) = (tail, head);
+            while low < high {
+                let mid = low + (high - low) / 2;
+                let timestamp = self.slot(mid).timestamp.load(Ordering::Relaxed);
+                if timestamp < at {
+                    low = mid + 1;
+                } else {
+                    high = mid;
+                }
+            }
+            if self.validate(tail).is_ok() {
+                return Ok(low);
+            }
+        }
+        let tail = self.tail();
+        Err(Lapped { missed: tail })
+    }
+
+    /// Sequences in `[tail, head)` whose id fingerprint is `id_hash`: first
+    /// the hinted one (O(1)), then all of them newest first (a scan, for
+    /// when another id took the hint's bucket). Values may be stale; confirm
+    /// each with [`Ring::read`].
+    pub fn find_id_hash(&self, id_hash: u64) -> impl Iterator<Item = u64> + '_ {
+        let head = self.head();
+        let tail = self.tail();
+        let hinted = self.id_hints[(id_hash & self.slot_mask) as usize]
+            .load(Ordering::Relaxed)
+            .checked_sub(1)
+            .filter(|seq| (tail..head).contains(seq));
+        hinted.into_iter().chain(
+            (tail..head)
+                .rev()
+                .filter(move |&seq| self.slot(seq).id_hash.load(Ordering::Relaxed) == id_hash),
+        )
+    }
+}
+
+/// The ring's one writer. Owns the write position; `!Clone`.
+#[derive(Debug)]
+pub struct RingWriter {
+    ring: crate::loom::Arc<Ring>,
+    /// Next sequence to write (mirror of `ring.head`).
+    head: u64,
+    /// Oldest retained sequence (mirror of `ring.tail`).
+    tail: u64,
+    /// Arena byte position one past the newest frame.
+    end: u64,
+    /// Encoded bytes retained (mirror of `ring.held_bytes`).
+    held: u64,
+    last_timestamp: u64,
+    /// The frame being appended, in whole words.
+    scratch: Vec<u64>,
+    /// The last word written (its bytes before `end` belong to the newest
+    /// frame and are re-stored by the next append).
+    last_word: u64,
+}
+
+/// A frame too large for the ring's byte budget.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FrameTooLarge {
+    /// Frame size in bytes.
+    pub size: usize,
+    /// The ring's byte budget.
+    pub budget: u64,
+}
+
+impl RingWriter {
+    /// The shared ring.
+    pub fn ring(&self) -> &crate::loom::Arc<Ring> {
+        &self.ring
+    }
+
+    /// The sequence the next append will get.
+    pub fn next_seq(&self) -> u64 {
+        self.head
+    }
+
+    /// Appends one frame, `header` followed by `body`, returning its
+    /// sequence number. Timestamps are clamped to be non-decreasing.
+    ///
+    /// # Errors
+    ///
+    /// [`FrameTooLarge`] if the frame exceeds the ring's byte budget; nothing
+    /// is written then.
+    pub fn append(
+        &mut self,
+        header: &[u8],
+        body: &[u8],
+        tag: TypeTag,
+        timestamp: u64,
+        id_hash: u64,
+    ) -> Result<u64, FrameTooLarge> {
+        let len = header.len() + body.len();
+        // The frame starts mid-word after the previous one: its first word
+        // re-stores the previous frame's last bytes unchanged.
+        let skip = (self.end % WORD as u64) as usize;
+        let words = (skip + len).div_ceil(WORD);
+        if (len + WORD) as u64 > self.ring.max_bytes {
+            return Err(FrameTooLarge {
+                size: len,
+                budget: self.ring.max_bytes,
+            });
+        }
+        let ring = &*self.ring;
+        let seq = self.head;
+        let timestamp = timestamp.max(self.last_timestamp);
+        self.last_timestamp = timestamp;
+
+        // 1. Evict what this frame's slot and words will overwrite: every
+        // retained word must stay out of the words this frame writes, which
+        // alias the words `max_bytes` (<= arena size) below them.
+        let end_word = (self.end + len as u64).div_ceil(WORD as u64) * WORD as u64;
+        let mut tail = self
+            .tail
+            .max((seq + 1).saturating_sub(ring.capacity() as u64));
+        for evicted in self.tail..tail {
+            self.held -= ring.slot(evicted).len.load(Ordering::Relaxed);
+        }
+        while tail < seq
+            && end_word - word_floor(ring.slot(tail).position.load(Ordering::Relaxed))
+                > ring.max_bytes
+        {
+            self.held -= ring.slot(tail).len.load(Ordering::Relaxed);
+            tail += 1;
+        }
+        if tail != self.tail {
+            let newest_evicted = ring.slot(tail - 1).timestamp.load(Ordering::Relaxed);
+            // Release: a reader that acquires the raised tail also sees the
+            // evicted timestamp that goes with it.
+            ring.evicted_timestamp
+                .store(newest_evicted, Ordering::Relaxed);
+            ring.tail.store(tail, Ordering::Release);
+            self.tail = tail;
+            // Release fence: orders the raised tail before every overwrite
+            // below (pairs with the readers' Acquire fence in `validate`).
+            fence(Ordering::Release);
+        }
+
+        // 2. Bytes and index, Relaxed: published by the head store below.
+        // Assemble the words in the writer's scratch buffer (the previous
+        // frame's bytes that share the first word, header, body, zero
+        // padding), then store them (two runs if they wrap the arena's end).
+        if self.scratch.len() < words {
+            self.scratch.resize(words, 0);
+        }
+        let scratch = &mut self.scratch[..words];
+        if let Some(last) = scratch.last_mut() {
+            *last = 0; // padding bytes
+        }
+        let bytes = words_as_bytes_mut(scratch);
+        bytes[..skip].copy_from_slice(&self.last_word.to_ne_bytes()[..skip]);
+        bytes[skip..skip + header.len()].copy_from_slice(header);
+        bytes[skip + header.len()..skip + len].copy_from_slice(body);
+        self.last_word = scratch[words - 1];
+        let start = ((self.end / WORD as u64) & ring.arena_word_mask) as usize;
+        let first_run = words.min(ring.arena.len() - start);
+        let (run, wrapped) = scratch.split_at(first_run);
+        for (cell, &word) in ring.arena[start..start + first_run].iter().zip(run) {
+            cell.store(word, Ordering::Relaxed);
+        }
+        for (cell, &word) in ring.arena.iter().zip(wrapped) {
+            cell.store(word, Ordering::Relaxed);
+        }
+        let slot = ring.slot(seq);
+        slot.position.store(self.end, Ordering::Relaxed);
+        slot.len.store(len as u64, Ordering::Relaxed);
+        slot.tag.store(tag.0, Ordering::Relaxed);
+        slot.timestamp.store(timestamp, Ordering::Relaxed);
+        slot.id_hash.store(id_hash, Ordering::Relaxed);
+        if id_hash != 0 {
+            ring.id_hints[(id_hash & ring.slot_mask) as usize].store(seq + 1, Ordering::Relaxed);
+        }
+        self.end += len as u64;
+        self.held += len as u64;
+        ring.held_bytes.store(self.held, Ordering::Relaxed);
+
+        // 3. Publish. Release: pairs with readers' Acquire load of head.
+        self.head = seq + 1;
+        ring.head.store(self.head, Ordering::Release);
+        Ok(seq)
+    }
+}
+
+/// `position` rounded down to a whole word.
+fn word_floor(position: u64) -> u64 {
+    position / WORD as u64 * WORD as u64
+}
+
+/// Views words as their bytes (native order), to assemble a frame in place.
+fn words_as_bytes_mut(words: &mut [u64]) -> &mut [u8] {
+    let len = std::mem::size_of_val(words);
+    // SAFETY: the pointer and length cover exactly the words' memory, which
+    // is initialized; `u8` has alignment 1 and every byte pattern is a valid
+    // `u64`, so writes through the byte view cannot make a word invalid; the
+    // returned slice borrows `words` mutably, so nothing aliases it.
+    unsafe { std::slice::from_raw_parts_mut(words.as_mut_ptr().cast::<u8>(), len) }
+}
+
+/// `words` zeroed atomic words. Outside loom this is one zeroed allocation,
+/// which the OS maps lazily, so a 64 MiB budget costs nothing until used.
+#[cfg(not(loom))]
+fn zeroed_words(words: usize) -> Box<[AtomicU64]> {
+    let plain: Box<[u64]> = vec![0u64; words].into_boxed_slice();
+    let raw = Box::into_raw(plain) as *mut [AtomicU64];
+    // SAFETY: `AtomicU64` has the same size and bit validity as `u64` (its
+    // docs guarantee the in-memory representation), the allocation came from
+    // a `Box<[u64]>` of the same length and layout, and ownership moves
+    // wholesale from `plain` to the returned box.
+    unsafe { Box::from_raw(raw) }
+}
+
+#[cfg(loom)]
+fn zeroed_words(words: usize) -> Box<[AtomicU64]> {
+    (0..words).map(|_| AtomicU64::new(0)).collect()
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    fn frame(n: u64, len: usize) -> Vec<u8> {
+        let mut bytes = format!("id: {n}\ndata: ").into_bytes();
+        while bytes.len() < len - 2 {
+            bytes.push(b'a' + (n % 26) as u8);
+        }
+        bytes.extend_from_slice(b"\n\n");
+        bytes
+    }
+
+    fn append(writer: &mut RingWriter, n: u64, len: usize) -> u64 {
+        writer
+            .append(b"", &frame(n, len), TypeTag::of("t"), n, 0)
+            .unwrap()
+    }
+
+    #[test]
+    fn reads_back_what_was_written() {
+        let ring = Arc::new(Ring::new(8, 1024));
+        let mut writer = Ring::claim_writer(&ring).unwrap();
+        assert!(Ring::claim_writer(&ring).is_none(), "only one writer");
+        for n in 0..5 {
+            assert_eq!(append(&mut writer, n, 21 + n as usize), n);
+        }
+        for n in 0..5 {
+            let mut out = Vec::new();
+            let meta = ring.read(n, &mut out).unwrap();
+            assert_eq!(out, frame(n, 21 + n as usize));
+            assert_eq!(meta.timestamp, n);
+        }
+        assert_eq!(ring.held_bytes(), (0..5).map(|n| 21 + n).sum::<u64>());
+    }
+
+    #[test]
+    fn slot_reuse_raises_tail() {
+        let ring = Arc::new(Ring::new(4, 1 << 16));
+        let mut writer = Ring::claim_writer(&ring).unwrap();
+        for n in 0..6 {
+            append(&mut writer, n, 16);
+        }
+        assert_eq!((ring.tail(), ring.head()), (2, 6));
+        let mut out = Vec::new();
+        assert_eq!(ring.read(1, &mut out), Err(Lapped { missed: 1 }));
+        assert_eq!(ring.read(0, &mut out), Err(Lapped { missed: 2 }));
+        out.clear();
+        ring.read(2, &mut out).unwrap();
+        assert_eq!(out, frame(2, 16));
+        assert_eq!(ring.evicted_timestamp(), Some(1));
+    }
+
+    #[test]
+    fn byte_budget_evicts_oldest() {
+        // 64-byte budget, 24-byte frames: two fit, the third evicts the first.
+        let ring = Arc::new(Ring::new(16, 64));
+        let mut writer = Ring::claim_writer(&ring).unwrap();
+        append(&mut writer, 0, 24);
+        append(&mut writer, 1, 24);
+        assert_eq!(ring.tail(), 0);
+        append(&mut writer, 2, 24);
+        assert_eq!(ring.tail(), 1);
+        assert_eq!(ring.held_bytes(), 48);
+        // Frames wrap around the arena's end and still read back intact.
+        for n in 3..40 {
+            append(&mut writer, n, 24);
+            let mut out = Vec::new();
+            ring.read(n, &mut out).unwrap();
+            assert_eq!(out, frame(n, 24));
+            ring.read(n - 1, &mut out).unwrap();
+        }
+    }
+
+    #[test]
+    fn oversize_frame_is_refused() {
+        let ring = Arc::new(Ring::new(4, 64));
+        let mut writer = Ring::claim_writer(&ring).unwrap();
+        let big = vec![b'x'; 65];
+        assert_eq!(
+            writer.append(b"", &big, TypeTag::of("t"), 0, 0),
+            Err(FrameTooLarge {
+                size: 65,
+                budget: 64
+            })
+        );
+        assert_eq!(ring.head(), 0);
+    }
+
+    #[test]
+    fn batch_read_filters_and_bounds() {
+        let ring = Arc::new(Ring::new(64, 1 << 16));
+        let mut writer = Ring::claim_writer(&ring).unwrap();
+        for n in 0..10u64 {
+            let tag = if n % 2 == 0 { "even" } else { "odd" };
+            writer
+                .append(b"", &frame(n, 16), TypeTag::of(tag), n, 0)
+                .unwrap();
+        }
+        let mut out = Vec::new();
+        let read = ring
+            .read_batch(0, 3, usize::MAX, &[TypeTag::of("even")], &mut out)
+            .unwrap();
+        assert_eq!(read, BatchRead { next: 5, frames: 3 });
+        let expected: Vec<u8> = [0, 2, 4].iter().flat_map(|&n| frame(n, 16)).collect();
+        assert_eq!(out, expected);
+        out.clear();
+        let read = ring.read_batch(5, 100, 20, &[], &mut out).unwrap();
+        assert_eq!(read, BatchRead { next: 7, frames: 2 });
+        let read = ring.read_batch(10, 100, 20, &[], &mut out).unwrap();
+        assert_eq!(
+            read,
+            BatchRead {
+                next: 10,
+                frames: 0
+            }
+        );
+    }
+
+    #[test]
+    fn seeks_timestamps() {
+        let ring = Arc::new(Ring::new(8, 1 << 16));
+        let mut writer = Ring::claim_writer(&ring).unwrap();
+        for (n, timestamp) in [10u64, 20, 20, 30].iter().enumerate() {
+            writer
+                .append(b"", &frame(n as u64, 16), TypeTag::of("t"), *timestamp, 0)
+                .unwrap();
+        }
+        assert_eq!(ring.seek_timestamp(0), Ok(0));
+        assert_eq!(ring.seek_timestamp(10), Ok(0));
+        assert_eq!(ring.seek_timestamp(11), Ok(1));
+        assert_eq!(ring.seek_timestamp(20), Ok(1));
+        assert_eq!(ring.seek_timestamp(30), Ok(3));
+        assert_eq!(ring.seek_timestamp(31), Ok(4));
+        // Timestamps never go backwards, even if the clock does.
+        writer
+            .append(b"", &frame(4, 16), TypeTag::of("t"), 5, 0)
+            .unwrap();
+        assert_eq!(ring.meta(4).unwrap().timestamp, 30);
+    }
+
+    #[test]
+    fn concurrent_readers_see_exact_frames_or_lapped() {
+        let ring = Arc::new(Ring::new(64, 4096));
+        let mut writer = Ring::claim_writer(&ring).unwrap();
+        let total = 20_000u64;
+        let readers: Vec<_> = (0..2)
+            .map(|_| {
+                let ring = ring.clone();
+                std::thread::spawn(move || {
+                    let mut cursor = 0u64;
+                    let mut lapped = 0u64;
+                    let mut out = Vec::new();
+                    while cursor < total {
+                        out.clear();
+                        match ring.read_batch(cursor, 16, 4096, &[], &mut out) {
+                            Ok(read) => {
+                                let mut expected = Vec::new();
+                                for n in cursor..read.next {
+                                    expected.extend(frame(n, 16 + (n % 40) as usize));
+                                }
+                                assert_eq!(out, expected, "torn or wrong frames");
+                                cursor = read.next;
+                            }
+                            Err(Lapped { missed }) => {
+                                lapped += 1;
+                                cursor += missed;
+                            }
+                        }
+                    }
+                    lapped
+                })
+            })
+            .collect();
+        for n in 0..total {
+            append(&mut writer, n, 16 + (n % 40) as usize);
+        }
+        for reader in readers {
+            reader.join().unwrap();
+        }
+    }
+}

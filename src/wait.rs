@@ -1,0 +1,202 @@
+//! Parking caught-up readers and waking them without a lock on the writer.
+//!
+//! # Design
+//!
+//! An eventcount split in two:
+//!
+//! - [`WakeSignal`], lock-free and loom-modelled: a count of parked readers
+//!   and a "kick pending" flag. After every publish the writer does one
+//!   read-modify-write on the parked count (`fetch_add(0)`); if it is zero the
+//!   publish is done, O(1), no lock, no syscall. If readers are parked it sets
+//!   the pending flag and, if the flag was clear, unparks the notifier thread.
+//! - [`Waiters`]: the notifier thread, which owns the O(parked) part: it calls
+//!   `tokio::sync::Notify::notify_waiters`, which wakes every registered
+//!   reader. The writer never runs that loop and never touches Notify's lock.
+//!
+//! # No lost wake-up
+//!
+//! A reader that finds nothing to read (1) registers a `Notified` future,
+//! (2) increments `parked` with an `AcqRel` RMW, (3) re-checks the ring head
+//! and the closed flag, and only then sleeps. The writer (a) stores the new
+//! head (`Release`), then (b) does its `AcqRel` RMW on `parked`. The two RMWs
+//! are totally ordered on `parked`'s modification order:
+//! - reader's first: the writer reads a non-zero count and kicks the
+//!   notifier; the reader's registration (1) happens-before that kick, so
+//!   `notify_waiters` finds and wakes it;
+//! - writer's first: the reader's RMW reads from (a release sequence headed
+//!   by) the writer's, so the head store (a) is visible to the re-check (3).
+//!
+//! # Orderings
+//!
+//! `parked`: `AcqRel` RMWs on both sides (the argument above). `pending`:
+//! `AcqRel` swap; the unpark/park pair then carries happens-before to the
+//! notifier thread (std documents that `unpark` synchronizes with `park`).
+
+use crossbeam_utils::CachePadded;
+
+use crate::loom::{AtomicBool, AtomicUsize, Ordering};
+
+/// The lock-free half of the eventcount (see the module docs).
+#[derive(Debug, Default)]
+pub struct WakeSignal {
+    parked: CachePadded<AtomicUsize>,
+    pending: CachePadded<AtomicBool>,
+}
+
+impl WakeSignal {
+    /// A signal with nobody parked.
+    pub fn new() -> WakeSignal {
+        WakeSignal::default()
+    }
+
+    /// Writer side, after making new state visible (a `Release` store): true
+    /// when readers are parked and a kick is needed.
+    pub fn anyone_parked(&self) -> bool {
+        // AcqRel RMW, not a load: orders against readers' `begin_park`
+        // (see "No lost wake-up").
+        self.parked.fetch_add(0, Ordering::AcqRel) != 0
+    }
+
+    /// Reader side: announce parking. Re-check the condition afterwards.
+    pub fn begin_park(&self) {
+        self.parked.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Reader side: the park ended (woken, or the future dropped).
+    pub fn end_park(&self) {
+        self.parked.fetch_sub(1, Ordering::Release);
+    }
+
+    /// Readers currently parked.
+    pub fn parked(&self) -> usize {
+        self.parked.load(Ordering::Relaxed)
+    }
+
+    /// Writer side: returns true if this call set the pending flag, so the
+    /// caller must unpark the notifier. Cheap when a kick is already pending.
+    pub fn claim_kick(&self) -> bool {
+        !self.pending.load(Ordering::Relaxed) && !self.pending.swap(true, Ordering::AcqRel)
+    }
+
+    /// Notifier side: true if a kick was pending (and clears it).
+    pub fn take_kick(&self) -> bool {
+        self.pending.swap(false, Ordering::AcqRel)
+    }
+}
+
+#[cfg(not(loom))]
+pub(crate) use notifier::Waiters;
+
+#[cfg(not(loom))]
+mod notifier {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    use std::thread::Thread;
+
+    use tokio::sync::Notify;
+
+    use super::WakeSignal;
+
+    /// The wake-up hub of one [`Hub`](crate::Hub): the signal, the `Notify`
+    /// readers wait on, and the notifier thread that bridges them.
+    #[derive(Debug)]
+    pub(crate) struct Waiters {
+        pub(crate) signal: WakeSignal,
+        pub(crate) notify: Notify,
+        stop: AtomicBool,
+        thread: Thread,
+    }
+
+    impl Waiters {
+        /// Starts the notifier thread.
+        pub(crate) fn start() -> Arc<Waiters> {
+            let (sender, receiver) = std::sync::mpsc::channel::<Arc<Waiters>>();
+            let handle = std::thread::Builder::new()
+                .name("ssehub-notify".into())
+                .spawn(move || {
+                    let Ok(waiters) = receiver.recv() else {
+                        return;
+                    };
+                    waiters.run();
+                })
+                .expect("spawning the ssehub notifier thread");
+            let waiters = Arc::new(Waiters {
+                signal: WakeSignal::new(),
+                notify: Notify::new(),
+                stop: AtomicBool::new(false),
+                thread: handle.thread().clone(),
+            });
+            // The thread holds a strong reference until `stop`.
+            let _ = sender.send(waiters.clone());
+            waiters
+        }
+
+        fn run(&self) {
+            loop {
+                // Check before parking, not only after: the park token is
+                // not ours alone. The channel `recv` that handed us `self`
+                // may park this thread too, and an unpark from a publish that
+                // lands while it does is coalesced with the channel's own
+                // and consumed there. `pending` is the truth; park is sleep.
+                if self.signal.take_kick() {
+                    self.notify.notify_waiters();
+                }
+                if self.stop.load(Ordering::Acquire) {
+                    // Wake anyone left so they observe the closed state.
+                    self.notify.notify_waiters();
+                    return;
+                }
+                std::thread::park();
+            }
+        }
+
+        /// After new state was published: wake parked readers if any.
+        #[inline]
+        pub(crate) fn publish_done(&self) {
+            if self.signal.anyone_parked() && self.signal.claim_kick() {
+                self.thread.unpark();
+            }
+        }
+
+        /// Wake every parked reader (used on reset and shutdown).
+        pub(crate) fn wake_all(&self) {
+            self.signal.anyone_parked();
+            self.signal.claim_kick();
+            self.thread.unpark();
+        }
+
+        /// Ends the notifier thread after one last wake-up.
+        pub(crate) fn stop(&self) {
+            self.stop.store(true, Ordering::Release);
+            self.thread.unpark();
+        }
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use std::time::Duration;
+
+    use crate::{Delivery, Event, Hub, HubConfig, SubscribeOptions};
+
+    /// Regression: a publish right after the hub was built could lose its
+    /// kick when the notifier thread's start-up `recv` consumed the unpark,
+    /// leaving `pending` set and every later wake-up of that hub lost.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_publish_right_after_start_wakes_the_reader() {
+        for round in 0..1000 {
+            let hub = Hub::with_config(HubConfig {
+                keep_alive: None,
+                ..HubConfig::default()
+            });
+            let mut subscription = hub.subscribe(SubscribeOptions::live()).unwrap();
+            let reader = tokio::spawn(async move { subscription.recv().await });
+            tokio::task::yield_now().await;
+            hub.publish(Event::new("t", "x")).unwrap();
+            match tokio::time::timeout(Duration::from_secs(2), reader).await {
+                Ok(Ok(Delivery::Batch(_))) => {}
+                other => panic!("round {round}: {other:?}"),
+            }
+        }
+    }
+}

@@ -1,0 +1,246 @@
+//! `ssehub serve`'s connection front, on the wire: streams written straight
+//! to the socket (exact bytes checked over raw TCP), everything else and
+//! every error answered by the router, client disconnects noticed, CORS and
+//! subscriber tokens honoured.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const TOKEN: &str = "fast-test-token";
+
+/// `ssehub serve` on a free loopback port; killed on drop.
+struct Serve {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Serve {
+    fn start(extra: &[&str]) -> Serve {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_ssehub"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--admin-token", TOKEN])
+            .args(extra)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn ssehub serve");
+        let stderr = child.stderr.take().expect("stderr");
+        let mut lines = BufReader::new(stderr).lines();
+        let addr = loop {
+            let line = lines
+                .next()
+                .expect("ssehub serve exited before listening")
+                .expect("read log");
+            if let Some(rest) = line.split("listening on http://").nth(1) {
+                let addr = rest.split_whitespace().next().expect("address");
+                break addr.parse().expect("socket address");
+            }
+        };
+        // Keep draining the log so the server never blocks on stderr.
+        std::thread::spawn(move || lines.for_each(drop));
+        Serve { child, addr }
+    }
+
+    fn connect(&self) -> TcpStream {
+        let stream = TcpStream::connect(self.addr).expect("connect");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("timeout");
+        stream
+    }
+
+    /// One request on its own connection; returns the whole response.
+    fn request(&self, head: &str, body: &str) -> String {
+        let mut stream = self.connect();
+        let request = format!(
+            "{head}\r\nHost: test\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        stream.write_all(request.as_bytes()).expect("write");
+        let mut response = String::new();
+        stream.read_to_string(&mut response).expect("read response");
+        response
+    }
+
+    fn publish(&self, json: &str) -> String {
+        self.request(
+            &format!(
+                "POST /admin/events HTTP/1.1\r\nAuthorization: Bearer {TOKEN}\r\nContent-Type: application/json"
+            ),
+            json,
+        )
+    }
+
+    fn active_subscribers(&self) -> u64 {
+        let response = self.request(
+            &format!("GET /admin/stats HTTP/1.1\r\nAuthorization: Bearer {TOKEN}"),
+            "",
+        );
+        let body = response.split("\r\n\r\n").nth(1).expect("body");
+        let stats: serde_json::Value = serde_json::from_str(body).expect("stats json");
+        stats["active_subscribers"].as_u64().expect("count")
+    }
+
+    /// Opens a stream with `path` and extra header lines; returns the socket
+    /// after reading up to and including the opening comment.
+    fn open_stream(&self, path: &str, headers: &str) -> (TcpStream, String) {
+        let mut stream = self.connect();
+        write!(stream, "GET {path} HTTP/1.1\r\nHost: test\r\n{headers}\r\n").expect("write");
+        let text = read_until(&mut stream, ": ok\n\n");
+        (stream, text)
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Reads until `needle` has arrived; returns everything read.
+fn read_until(stream: &mut TcpStream, needle: &str) -> String {
+    let mut text = Vec::new();
+    let mut buf = [0u8; 4096];
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !String::from_utf8_lossy(&text).contains(needle) {
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {needle:?}"
+        );
+        let n = stream.read(&mut buf).expect("read stream");
+        assert!(
+            n > 0,
+            "closed before {needle:?}: {}",
+            String::from_utf8_lossy(&text)
+        );
+        text.extend_from_slice(&buf[..n]);
+    }
+    String::from_utf8(text).expect("utf-8")
+}
+
+#[test]
+fn streams_go_straight_to_the_socket() {
+    let serve = Serve::start(&[]);
+    let (mut stream, head) = serve.open_stream("/events?event_type=greet", "");
+    assert_eq!(
+        head,
+        "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\n\
+         x-accel-buffering: no\r\nconnection: close\r\n\r\n: ok\n\n"
+    );
+    let published = serve.publish(r#"[{"type":"other","n":1},{"type":"greet","n":2}]"#);
+    assert!(published.starts_with("HTTP/1.1 200"), "{published}");
+    let text = read_until(&mut stream, "\n\n");
+    assert!(text.starts_with("id: "), "{text}");
+    assert!(
+        text.ends_with("-2\nevent: greet\ndata: {\"type\":\"greet\",\"n\":2}\n\n"),
+        "{text}"
+    );
+}
+
+#[test]
+fn errors_and_other_routes_are_answered_by_the_router() {
+    let serve = Serve::start(&["--subscriber-token", "sub-secret"]);
+    let unauthorized = serve.request("GET /events HTTP/1.1", "");
+    assert!(unauthorized.starts_with("HTTP/1.1 401"), "{unauthorized}");
+    assert!(unauthorized.contains("\"errorCode\":\"unauthorized\""));
+    let gone = serve.request(
+        "GET /events?token=sub-secret&from=0123456789abcdef-3 HTTP/1.1",
+        "",
+    );
+    assert!(gone.starts_with("HTTP/1.1 410"), "{gone}");
+    assert!(gone.contains("\"errorCode\":\"resume_point_expired\""));
+    let bad = serve.request(
+        "GET /events?token=sub-secret&from_timestamp=yesterday HTTP/1.1",
+        "",
+    );
+    assert!(bad.starts_with("HTTP/1.1 400"), "{bad}");
+    let health = serve.request("GET /healthz HTTP/1.1", "");
+    assert!(
+        health.starts_with("HTTP/1.1 200") && health.ends_with("ok"),
+        "{health}"
+    );
+    let missing = serve.request("GET /nowhere HTTP/1.1", "");
+    assert!(missing.starts_with("HTTP/1.1 404"), "{missing}");
+    // With the token (query or header) the stream opens on the fast path.
+    let (_stream, head) = serve.open_stream("/events?token=sub-secret", "");
+    assert!(
+        head.ends_with("connection: close\r\n\r\n: ok\n\n"),
+        "{head}"
+    );
+    let (_stream, head) = serve.open_stream("/events", "Authorization: Bearer sub-secret\r\n");
+    assert!(
+        head.ends_with("connection: close\r\n\r\n: ok\n\n"),
+        "{head}"
+    );
+}
+
+#[test]
+fn a_head_split_across_writes_still_streams() {
+    let serve = Serve::start(&[]);
+    let mut stream = serve.connect();
+    stream.write_all(b"GET /events HT").expect("write");
+    std::thread::sleep(Duration::from_millis(50));
+    stream
+        .write_all(b"TP/1.1\r\nHost: t\r\n\r\n")
+        .expect("write");
+    let head = read_until(&mut stream, ": ok\n\n");
+    assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+}
+
+#[test]
+fn client_disconnect_ends_the_subscription() {
+    let serve = Serve::start(&["--keep-alive", "0"]);
+    let (stream, _) = serve.open_stream("/events", "");
+    assert_eq!(serve.active_subscribers(), 1);
+    drop(stream);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while serve.active_subscribers() != 0 {
+        assert!(
+            Instant::now() < deadline,
+            "subscription outlived its client"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn keep_alive_comments_reach_idle_streams() {
+    let serve = Serve::start(&["--keep-alive", "50ms"]);
+    let (mut stream, _) = serve.open_stream("/events", "");
+    let text = read_until(&mut stream, ":\n\n");
+    assert_eq!(text, ":\n\n");
+}
+
+#[test]
+fn cross_origin_requests_get_cors_headers_from_the_router() {
+    let serve = Serve::start(&["--cors-origin", "https://app.example"]);
+    let (_stream, head) = serve.open_stream("/events", "Origin: https://app.example\r\n");
+    let lower = head.to_ascii_lowercase();
+    assert!(
+        lower.contains("access-control-allow-origin: https://app.example"),
+        "{head}"
+    );
+    // Without Origin the fast path serves it.
+    let (_stream, head) = serve.open_stream("/events", "");
+    assert!(head.contains("connection: close"), "{head}");
+}
+
+#[test]
+fn reset_ends_fast_streams_with_a_final_comment() {
+    let serve = Serve::start(&[]);
+    let (mut stream, _) = serve.open_stream("/events", "");
+    let reset = serve.request(
+        &format!("POST /admin/reset HTTP/1.1\r\nAuthorization: Bearer {TOKEN}"),
+        "",
+    );
+    assert!(reset.starts_with("HTTP/1.1 204"), "{reset}");
+    let text = read_until(&mut stream, ": end reset\n\n");
+    assert_eq!(text, ": end reset\n\n");
+    let mut rest = Vec::new();
+    stream.read_to_end(&mut rest).expect("closed cleanly");
+    assert!(rest.is_empty());
+}
