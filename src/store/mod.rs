@@ -445,9 +445,10 @@ impl Store {
         let shard = self.shard(session.key);
         let mut guard = shard.inner.lock();
         let inner = &mut *guard;
-        let log = match inner.stream_mut(session, stream.0) {
-            Ok(log) => log,
-            Err(e) => {
+        let log = match inner.find_stream(session, stream.0) {
+            Some(log) => log,
+            None => {
+                let e = inner.missing(session);
                 drop(guard);
                 self.budget.release(cost);
                 return Err(e);
@@ -506,7 +507,9 @@ impl Store {
     ) -> Result<Vec<StoredEvent>, StoreError> {
         let now = self.stamp();
         let mut inner = self.shard(session.key).inner.lock();
-        let log = inner.stream_mut(session, stream.0)?;
+        let Some(log) = inner.find_stream(session, stream.0) else {
+            return Err(inner.missing(session));
+        };
         log.last_active = now;
         log.after(index)
     }
@@ -558,7 +561,9 @@ impl Store {
     pub fn close_stream(&self, session: SessionId, stream: StreamId) -> Result<(), StoreError> {
         let shard = self.shard(session.key);
         let mut inner = shard.inner.lock();
-        inner.stream_mut(session, stream.0)?;
+        if inner.find_stream(session, stream.0).is_none() {
+            return Err(inner.missing(session));
+        }
         let log = inner
             .streams
             .remove(&(session.key, stream.0))

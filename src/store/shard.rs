@@ -71,20 +71,20 @@ pub(crate) struct ShardInner {
 }
 
 impl ShardInner {
-    /// The stream `id`/`stream` names, if it exists and the secret matches.
-    pub(crate) fn stream_mut(
-        &mut self,
-        id: SessionId,
-        stream: u32,
-    ) -> Result<&mut StreamLog, StoreError> {
-        let key = (id.key, stream);
-        if self.streams.get(&key).is_none_or(|l| l.secret != id.secret) {
-            return Err(match self.session_mut(id) {
-                Ok(_) => StoreError::UnknownStream,
-                Err(e) => e,
-            });
+    /// The stream `id`/`stream` names, if it exists and the secret matches
+    /// (one map probe; see [`missing`](Self::missing) for why not).
+    pub(crate) fn find_stream(&mut self, id: SessionId, stream: u32) -> Option<&mut StreamLog> {
+        self.streams
+            .get_mut(&(id.key, stream))
+            .filter(|log| log.secret == id.secret)
+    }
+
+    /// Why [`find_stream`](Self::find_stream) found nothing.
+    pub(crate) fn missing(&mut self, id: SessionId) -> StoreError {
+        match self.session_mut(id) {
+            Ok(_) => StoreError::UnknownStream,
+            Err(e) => e,
         }
-        self.streams.get_mut(&key).ok_or(StoreError::UnknownStream)
     }
 
     /// Removes a session and its streams; returns their messages and cost.
