@@ -1,7 +1,7 @@
 //! Many sessions appending and replaying at once: every replay is a gap-free
 //! run of exactly what was appended, and the budget holds at every instant.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread;
 
@@ -140,9 +140,10 @@ fn many_sessions_append_and_replay_concurrently() {
 fn sessions_opening_closing_and_reclaiming_under_load_keep_accounts_exact() {
     let budget = 200 * message_cost(32);
     let store = Arc::new(Store::with_config(Config::new(budget).shards(4)));
+    let hours = Arc::new(AtomicU64::new(0));
     let workers: Vec<_> = (0..THREADS)
         .map(|w| {
-            let store = store.clone();
+            let (store, hours) = (store.clone(), hours.clone());
             thread::spawn(move || {
                 // Another thread's reclaim_idle (with a clock far ahead)
                 // may free this session at any point: UnknownSession is then
@@ -173,7 +174,10 @@ fn sessions_opening_closing_and_reclaiming_under_load_keep_accounts_exact() {
                         _ => {} // left for reclamation
                     }
                     if round % 50 == 0 {
-                        store.reclaim_idle(store.now() + std::time::Duration::from_secs(3600));
+                        // An hour later each time: frees whatever has been
+                        // idle since the previous call.
+                        let hour = hours.fetch_add(1, Ordering::Relaxed) + 1;
+                        store.reclaim_idle(std::time::Duration::from_secs(3600 * hour));
                     }
                 }
             })
@@ -184,7 +188,10 @@ fn sessions_opening_closing_and_reclaiming_under_load_keep_accounts_exact() {
     }
     assert_eq!(store.retained_bytes(), store.used_bytes());
     assert!(store.used_bytes() <= budget);
-    store.reclaim_idle(store.now() + std::time::Duration::from_secs(3600));
+    for _ in 0..2 {
+        let hour = hours.fetch_add(1, Ordering::Relaxed) + 1;
+        store.reclaim_idle(std::time::Duration::from_secs(3600 * hour));
+    }
     assert_eq!(store.session_count(), 0);
     assert_eq!(store.used_bytes(), 0);
 }

@@ -238,17 +238,61 @@ fn idle_sessions_are_reclaimed_and_activity_keeps_them() {
     let tb = store.open_stream(busy).unwrap();
     store.append(busy, tb, payload(1, 100)).unwrap();
 
+    // Reclamation runs periodically; the first call only sets a mark.
+    assert_eq!(store.reclaim_idle(store.now()), 0);
     clock.advance(Duration::from_secs(20));
     store.after(busy, tb, 0).unwrap(); // a replay counts as activity
+    assert_eq!(
+        store.reclaim_idle(store.now()),
+        0,
+        "nobody idle for 30 s yet"
+    );
     clock.advance(Duration::from_secs(20));
+    // t = 40: `idle` has done nothing since before the mark at t = 0.
     assert_eq!(store.reclaim_idle(store.now()), 1);
     assert_eq!(store.after(idle, ti, 0), Err(StoreError::UnknownSession));
     assert_eq!(store.after(busy, tb, 0).unwrap().len(), 1);
     assert_eq!(store.used_bytes(), message_cost(100));
+    // That replay at t = 40 was activity too; at t = 71 the newest mark
+    // more than 30 s old is t = 40's, which came after it: not yet.
     clock.advance(Duration::from_secs(31));
+    assert_eq!(store.reclaim_idle(store.now()), 0);
+    clock.advance(Duration::from_secs(31));
+    // t = 102: idle since before the mark at t = 71.
     assert_eq!(store.reclaim_idle(store.now()), 1);
     assert_eq!(store.used_bytes(), 0);
     assert_eq!(store.session_count(), 0);
+}
+
+#[test]
+fn reclamation_never_frees_a_session_before_its_ttl() {
+    let clock = Arc::new(ManualClock::new());
+    let store = Store::with_config(
+        Config::new(1 << 20)
+            .idle_ttl(Duration::from_secs(10))
+            .clock(clock.clone()),
+    );
+    let s = store.open();
+    let t = store.open_stream(s).unwrap();
+    // Calls every second; the session appends every 9 seconds.
+    for second in 1..=100u64 {
+        clock.advance(Duration::from_secs(1));
+        if second % 9 == 0 {
+            store.append(s, t, payload(0, 1)).unwrap();
+        }
+        assert_eq!(store.reclaim_idle(store.now()), 0, "freed at {second} s");
+    }
+    // Idle from t = 99: freed within TTL + one interval.
+    let mut freed_at = None;
+    for second in 101..=120u64 {
+        clock.advance(Duration::from_secs(1));
+        if store.reclaim_idle(store.now()) == 1 {
+            freed_at = Some(second);
+            break;
+        }
+    }
+    let freed_at = freed_at.expect("freed eventually");
+    assert!((110..=111).contains(&freed_at), "freed at {freed_at} s");
 }
 
 #[tokio::test(start_paused = true)]
@@ -261,8 +305,11 @@ async fn background_reclaimer_frees_idle_sessions_and_stops_with_the_store() {
     ));
     let task = store.spawn_reclaimer(Duration::from_secs(1));
     let s = store.open();
-    clock.advance(Duration::from_secs(6));
+    // The first tick (t = 1 s) sets a mark; idle 6 s later, the next frees.
     tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(store.session_count(), 1);
+    clock.advance(Duration::from_secs(6));
+    tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(store.session_count(), 0);
     assert!(!store.session_closed(s));
     drop(store);

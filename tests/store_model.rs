@@ -22,7 +22,8 @@ struct MStream {
 }
 
 struct MSession {
-    last_active: Duration,
+    /// The operation number of the last activity.
+    last_active: u64,
     streams: BTreeMap<u32, MStream>,
     next_stream: u32,
 }
@@ -32,6 +33,10 @@ struct Model {
     used: u64,
     gseq: u64,
     now: Duration,
+    /// The number of the current operation: the model's logical time.
+    op: u64,
+    /// `(time, op)` of earlier reclaim calls.
+    marks: VecDeque<(Duration, u64)>,
     sessions: BTreeMap<u64, (SessionId, MSession)>,
 }
 
@@ -45,7 +50,7 @@ impl Model {
 
     fn open(&mut self, s: SessionId) {
         let m = MSession {
-            last_active: self.now,
+            last_active: self.op,
             streams: BTreeMap::new(),
             next_stream: 0,
         };
@@ -53,7 +58,7 @@ impl Model {
     }
 
     fn open_stream(&mut self, s: SessionId) -> Result<u32, StoreError> {
-        let now = self.now;
+        let now = self.op;
         let m = self.session(s)?;
         let n = m.next_stream;
         m.next_stream += 1;
@@ -100,7 +105,7 @@ impl Model {
             .get(&stream)
             .ok_or(StoreError::UnknownStream)?;
         self.used += cost;
-        let (now, gseq) = (self.now, self.gseq);
+        let (now, gseq) = (self.op, self.gseq);
         self.gseq += 1;
         let m = self.session(s)?;
         m.last_active = now;
@@ -116,7 +121,7 @@ impl Model {
         stream: u32,
         index: u64,
     ) -> Result<Vec<StoredEvent>, StoreError> {
-        let now = self.now;
+        let now = self.op;
         let m = self.session(s)?;
         let st = m.streams.get(&stream).ok_or(StoreError::UnknownStream)?;
         m.last_active = now;
@@ -165,12 +170,31 @@ impl Model {
         true
     }
 
+    /// A session is freed once its last activity precedes a reclaim call
+    /// made more than TTL ago; the first call only records a mark.
     fn reclaim(&mut self) -> usize {
         let now = self.now;
+        let expired = |t: Duration| now.saturating_sub(t) > TTL;
+        while self.marks.len() >= 2 && expired(self.marks[1].0) {
+            self.marks.pop_front();
+        }
+        let cutoff = self
+            .marks
+            .front()
+            .filter(|(t, _)| expired(*t))
+            .map(|&(_, m)| m);
+        if self
+            .marks
+            .back()
+            .is_none_or(|&(t, _)| now.saturating_sub(t) >= TTL / 8)
+        {
+            self.marks.push_back((now, self.op));
+        }
+        let Some(cutoff) = cutoff else { return 0 };
         let idle: Vec<SessionId> = self
             .sessions
             .values()
-            .filter(|(_, m)| now.saturating_sub(m.last_active) > TTL)
+            .filter(|(_, m)| m.last_active < cutoff)
             .map(|(id, _)| *id)
             .collect();
         idle.iter().for_each(|s| {
@@ -221,11 +245,14 @@ fn run(ops: Vec<Op>, budget: u64, shards: usize) {
         used: 0,
         gseq: 0,
         now: Duration::ZERO,
+        op: 0,
+        marks: VecDeque::new(),
         sessions: BTreeMap::new(),
     };
     let mut ids: Vec<SessionId> = Vec::new();
     let mut fill = 0u8;
     for op in ops {
+        model.op += 1;
         let pick = |i: usize| ids[i % ids.len()];
         match op {
             Op::Open => {

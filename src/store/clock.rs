@@ -1,4 +1,5 @@
-//! The store's clock, injectable so idle reclamation can be tested.
+//! The store's clock, injectable so idle reclamation can be tested. Only
+//! reclamation reads it; appends and replays are stamped in logical time.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};

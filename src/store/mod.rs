@@ -70,6 +70,17 @@
 //! store may already have evicted the oldest messages (which the next append
 //! would have evicted anyway).
 //!
+//! # Idle reclamation
+//!
+//! Sessions that are never closed are freed by
+//! [`reclaim_idle`](Store::reclaim_idle), called periodically (or by the task
+//! [`spawn_reclaimer`](Store::spawn_reclaimer) starts). Activity is stamped
+//! with the global sequence rather than a clock, so no append or replay reads
+//! the time: each reclaim call records `(clock time, sequence mark)`, and a
+//! session is freed once it has been inactive since a mark recorded more
+//! than the idle TTL ago — never earlier than the TTL, and at most one
+//! reclaim interval (or TTL/8, if longer) later.
+//!
 //! # Oldest-first, exactly
 //!
 //! Eviction always removes the message with the smallest `gseq` among
@@ -90,10 +101,13 @@
 //!
 //! # Orderings
 //!
-//! All data is guarded by the shard mutexes. The atomics outside them are a
-//! counter (`Relaxed`: its own read-modify-writes are totally ordered, and it
-//! publishes no memory), the `gseq` counter (taken under the shard lock, so
-//! per-shard order follows from the lock), and the per-shard front hints
+//! All data is guarded by the shard mutexes. The atomics outside them are
+//! the byte counter (`Relaxed`: its own read-modify-writes are totally
+//! ordered, and it publishes no memory), the `gseq` counter (`Relaxed`:
+//! taken under the shard lock, so per-shard order follows from the lock;
+//! its relaxed loads as activity stamps only need to fall on the right side
+//! of a reclaim call's mark, which the counter's single modification order
+//! gives up to the usual staleness of a load), and the per-shard front hints
 //! (`Relaxed`: re-checked under the lock before use).
 //!
 //! # Examples
@@ -122,6 +136,7 @@
 //! ```
 
 use std::collections::hash_map::RandomState;
+use std::collections::VecDeque;
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
@@ -129,6 +144,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use crossbeam_utils::CachePadded;
+use parking_lot::Mutex;
 
 mod budget;
 mod clock;
@@ -191,7 +207,8 @@ impl Config {
     }
 
     /// Sessions untouched (no open, append or replay) for longer than `ttl`
-    /// are freed by [`Store::reclaim_idle`].
+    /// are freed by [`Store::reclaim_idle`] (a little after that; see
+    /// there for how much).
     pub fn idle_ttl(mut self, ttl: Duration) -> Self {
         self.idle_ttl = ttl;
         self
@@ -203,7 +220,9 @@ impl Config {
         self
     }
 
-    /// The clock used to stamp activity and judge idleness.
+    /// The clock [`Store::now`] reads, for callers of
+    /// [`Store::reclaim_idle`] and for its background task. Appends and
+    /// replays never read it: activity is stamped in logical time.
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = clock;
         self
@@ -231,6 +250,8 @@ pub struct Store {
     secrets: RandomState,
     idle_ttl: Duration,
     clock: Arc<dyn Clock>,
+    /// `(time, mark)` of earlier `reclaim_idle` calls, oldest first.
+    marks: Mutex<VecDeque<(Duration, u64)>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -264,11 +285,13 @@ impl Store {
                 .collect(),
             mask: shards as u64 - 1,
             budget: Budget::new(config.budget),
-            gseq: CachePadded::new(AtomicU64::new(0)),
+            // Starts at 1 so that every stamp is above the initial mark 0.
+            gseq: CachePadded::new(AtomicU64::new(1)),
             next_key: AtomicU64::new(1),
             secrets: RandomState::new(),
             idle_ttl: config.idle_ttl,
             clock: config.clock,
+            marks: Mutex::new(VecDeque::new()),
         }
     }
 
@@ -277,7 +300,17 @@ impl Store {
         &self.shards[(key & self.mask) as usize]
     }
 
-    /// The store's clock reading, as used for idleness.
+    /// The current logical time: the global sequence. Reading it is one
+    /// relaxed load of a counter appends already share, instead of a clock
+    /// read on every operation.
+    fn stamp(&self) -> u64 {
+        // Relaxed: only its order relative to `reclaim_idle`'s fetch_add
+        // matters, and operations on one atomic are totally ordered.
+        self.gseq.load(Ordering::Relaxed)
+    }
+
+    /// The store's clock reading, as [`reclaim_idle`](Self::reclaim_idle)
+    /// expects it.
     pub fn now(&self) -> Duration {
         self.clock.now()
     }
@@ -323,7 +356,7 @@ impl Store {
         // Relaxed: only uniqueness matters.
         let key = self.next_key.fetch_add(1, Ordering::Relaxed);
         let secret = self.secrets.hash_one(key);
-        let now = self.clock.now();
+        let now = self.stamp();
         let shard = self.shard(key);
         shard
             .inner
@@ -350,7 +383,7 @@ impl Store {
     /// [`StoreError::UnknownSession`] if the session is closed or reclaimed;
     /// [`StoreError::TooManyStreams`] after `u32::MAX` streams.
     pub fn open_stream(&self, session: SessionId) -> Result<StreamId, StoreError> {
-        let now = self.clock.now();
+        let now = self.stamp();
         let mut inner = self.shard(session.key).inner.lock();
         let sess = inner.session_mut(session)?;
         let n = sess.next_stream;
@@ -388,7 +421,6 @@ impl Store {
                 budget: self.budget.limit(),
             });
         }
-        let now = self.clock.now();
         // Reserve first, evicting the oldest messages as needed, and only
         // then take this session's shard lock: a full store's append takes
         // two locks (the evicted shard's and ours), never one inside another.
@@ -413,9 +445,10 @@ impl Store {
         let shard = self.shard(session.key);
         let mut guard = shard.inner.lock();
         let inner = &mut *guard;
-        let log = match inner.stream_mut(session, stream.0) {
-            Ok(log) => log,
-            Err(e) => {
+        let log = match inner.find_stream(session, stream.0) {
+            Some(log) => log,
+            None => {
+                let e = inner.missing(session);
                 drop(guard);
                 self.budget.release(cost);
                 return Err(e);
@@ -425,7 +458,7 @@ impl Store {
         // other gseq of this shard; across shards only uniqueness and
         // monotonicity of the counter matter.
         let gseq = self.gseq.fetch_add(1, Ordering::Relaxed);
-        log.last_active = now;
+        log.last_active = gseq;
         let index = log.push(gseq, data);
         inner.enqueue(gseq, session.key, stream.0);
         shard.publish(inner);
@@ -472,9 +505,11 @@ impl Store {
         stream: StreamId,
         index: u64,
     ) -> Result<Vec<StoredEvent>, StoreError> {
-        let now = self.clock.now();
+        let now = self.stamp();
         let mut inner = self.shard(session.key).inner.lock();
-        let log = inner.stream_mut(session, stream.0)?;
+        let Some(log) = inner.find_stream(session, stream.0) else {
+            return Err(inner.missing(session));
+        };
         log.last_active = now;
         log.after(index)
     }
@@ -526,7 +561,9 @@ impl Store {
     pub fn close_stream(&self, session: SessionId, stream: StreamId) -> Result<(), StoreError> {
         let shard = self.shard(session.key);
         let mut inner = shard.inner.lock();
-        inner.stream_mut(session, stream.0)?;
+        if inner.find_stream(session, stream.0).is_none() {
+            return Err(inner.missing(session));
+        }
         let log = inner
             .streams
             .remove(&(session.key, stream.0))
@@ -560,10 +597,61 @@ impl Store {
         true
     }
 
-    /// Frees every session untouched for longer than the idle TTL as of
-    /// `now` (a reading of this store's clock, see [`now`](Self::now)).
-    /// Returns how many were freed. Takes one shard lock at a time.
+    /// Frees idle sessions and returns how many. Call it periodically with
+    /// the store's clock reading (see [`now`](Self::now)), or let
+    /// [`spawn_reclaimer`](Self::spawn_reclaimer) do it.
+    ///
+    /// Idleness is tracked in logical time so that appends and replays never
+    /// read a clock: each call records a mark in the global sequence, and a
+    /// session is freed once it has had no activity since a call made more
+    /// than the idle TTL before `now`. A session is therefore never freed
+    /// before it has been idle for the TTL, and with calls every `I` it is
+    /// freed at most TTL + max(`I`, TTL/8) after its last activity (marks are
+    /// kept at least TTL/8 apart, so at most ten are held however often this
+    /// is called). The first call only records a mark. `now` must not go backwards between calls. Takes one
+    /// shard lock at a time.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::{sync::Arc, time::Duration};
+    /// use ssehub::store::{Config, ManualClock, Store};
+    ///
+    /// let clock = Arc::new(ManualClock::new());
+    /// let store = Store::with_config(
+    ///     Config::new(1 << 20).idle_ttl(Duration::from_secs(60)).clock(clock.clone()),
+    /// );
+    /// let session = store.open();
+    /// assert_eq!(store.reclaim_idle(store.now()), 0); // records a mark
+    /// clock.advance(Duration::from_secs(61));
+    /// assert_eq!(store.reclaim_idle(store.now()), 1); // idle since before it
+    /// assert!(!store.is_open(session));
+    /// ```
     pub fn reclaim_idle(&self, now: Duration) -> usize {
+        // Relaxed: as in `stamp`; activity stamped before this is <= mark,
+        // activity after it is > mark.
+        let mark = self.gseq.fetch_add(1, Ordering::Relaxed);
+        let cutoff = {
+            let mut marks = self.marks.lock();
+            let expired = |t: Duration| now.saturating_sub(t) > self.idle_ttl;
+            // Keep only the newest expired mark (and everything newer).
+            while marks.len() >= 2 && marks.get(1).is_some_and(|&(t, _)| expired(t)) {
+                marks.pop_front();
+            }
+            let cutoff = marks.front().filter(|&&(t, _)| expired(t)).map(|&(_, m)| m);
+            // Marks at least TTL/8 apart: however often this is called,
+            // at most ten are kept.
+            if marks
+                .back()
+                .is_none_or(|&(t, _)| now.saturating_sub(t) >= self.idle_ttl / 8)
+            {
+                marks.push_back((now, mark));
+            }
+            cutoff
+        };
+        let Some(cutoff) = cutoff else {
+            return 0;
+        };
         let mut freed = 0;
         for shard in self.shards.iter() {
             let mut inner = shard.inner.lock();
@@ -572,11 +660,7 @@ impl Store {
                 .sessions
                 .keys()
                 .copied()
-                .filter(|&k| {
-                    inner
-                        .last_active(k)
-                        .is_some_and(|t| now.saturating_sub(t) > self.idle_ttl)
-                })
+                .filter(|&k| inner.last_active(k).is_some_and(|stamp| stamp <= cutoff))
                 .collect();
             for key in idle {
                 if let Some((m, b)) = inner.remove_session(key) {
@@ -604,8 +688,9 @@ impl Store {
     }
 
     /// Spawns a tokio task that calls [`reclaim_idle`](Self::reclaim_idle)
-    /// every `every`. The task holds only a weak reference and ends once the
-    /// store is dropped (or when the handle is aborted).
+    /// every `every` with the store's clock, so sessions go at most `every`
+    /// after their idle TTL. The task holds only a weak reference and ends
+    /// once the store is dropped (or when the handle is aborted).
     ///
     /// # Panics
     ///
@@ -624,5 +709,28 @@ impl Store {
                 store.reclaim_idle(store.now());
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reclaim_marks_stay_few_however_often_it_runs() {
+        let clock = Arc::new(ManualClock::new());
+        let store = Store::with_config(
+            Config::new(1 << 20)
+                .idle_ttl(Duration::from_secs(80))
+                .clock(clock.clone()),
+        );
+        let s = store.open();
+        for _ in 0..100_000 {
+            clock.advance(Duration::from_millis(1));
+            store.reclaim_idle(store.now());
+            assert!(store.marks.lock().len() <= 10);
+        }
+        // 100 s idle with an 80 s TTL: gone by now.
+        assert!(!store.is_open(s));
     }
 }

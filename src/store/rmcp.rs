@@ -549,3 +549,112 @@ impl SessionManager for ScopedSessionManager {
         Some(self.events.clone())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn progress(n: u32) -> ServerSseMessage {
+        let json = format!(
+            r#"{{"jsonrpc":"2.0","method":"notifications/progress","params":{{"progressToken":"p","progress":{n}}}}}"#
+        );
+        let message: ServerJsonRpcMessage = serde_json::from_str(&json).expect("valid message");
+        ServerSseMessage::from_message(message)
+    }
+
+    fn json(m: &ServerSseMessage) -> Option<serde_json::Value> {
+        m.message
+            .as_ref()
+            .map(|m| serde_json::to_value(m.as_ref()).expect("serialisable"))
+    }
+
+    fn adapter() -> McpEventStore {
+        McpEventStore::new(Arc::new(Store::new(1 << 20)))
+    }
+
+    #[test]
+    fn messages_round_trip_with_their_ids() {
+        let events = adapter();
+        let priming = events
+            .append(
+                "s1:common",
+                &ServerSseMessage::retry(Duration::from_secs(3)),
+            )
+            .expect("stored");
+        let ids: Vec<EventId> = (1..=3)
+            .map(|n| events.append("s1:common", &progress(n)).expect("stored"))
+            .collect();
+        assert_eq!(ids[0].index, priming.index + 1);
+        let replay = events.replay(&priming.to_string()).expect("replayable");
+        assert_eq!(replay.len(), 3);
+        for (got, (id, n)) in replay.iter().zip(ids.iter().zip(1..)) {
+            assert_eq!(got.event_id.as_deref(), Some(id.to_string().as_str()));
+            assert_eq!(json(got), json(&progress(n)));
+            assert_eq!(got.retry, None);
+        }
+        let first = events
+            .replay(
+                &events
+                    .store
+                    .event_id(priming.session, priming.stream, 0)
+                    .to_string(),
+            )
+            .expect("from the start");
+        assert_eq!(first[0].retry, Some(Duration::from_secs(3)));
+        assert!(first[0].message.is_none());
+    }
+
+    #[test]
+    fn streams_are_separate_and_ids_scoped_by_binding() {
+        let events = adapter();
+        let common = events.append("a:common", &progress(1)).expect("stored");
+        let request = events.append("uuid-1", &progress(2)).expect("stored");
+        assert_ne!(common.session, request.session, "one store session each");
+        let (a, b): (McpSessionId, McpSessionId) = ("a".into(), "b".into());
+        // The standalone stream names its session; a request stream is bound
+        // when its first event goes out.
+        assert_eq!(events.owns(&common.to_string(), &a), Ok(()));
+        assert_eq!(
+            events.owns(&request.to_string(), &a),
+            Err(StoreError::UnknownSession)
+        );
+        assert!(events.bind(&request.to_string(), &a));
+        assert!(!events.bind(&request.to_string(), &b), "first binding wins");
+        assert_eq!(events.owns(&request.to_string(), &a), Ok(()));
+        assert_eq!(
+            events.owns(&request.to_string(), &b),
+            Err(StoreError::WrongSession)
+        );
+        assert_eq!(
+            events.owns("garbage", &a).err(),
+            Some(StoreError::MalformedId)
+        );
+
+        events.close_mcp_session(&a);
+        assert!(events.replay(&common.to_string()).is_err());
+        assert!(events.replay(&request.to_string()).is_err());
+        assert_eq!(events.store.used_bytes(), 0);
+        // A new event on a closed stream id starts a fresh store session.
+        let again = events.append("uuid-1", &progress(3)).expect("stored");
+        assert_ne!(again.session, request.session);
+    }
+
+    #[test]
+    fn reclaiming_idle_sessions_prunes_the_maps() {
+        let clock = Arc::new(crate::store::ManualClock::new());
+        let store = Store::with_config(
+            crate::store::Config::new(1 << 20)
+                .idle_ttl(Duration::from_secs(10))
+                .clock(clock.clone()),
+        );
+        let events = McpEventStore::new(Arc::new(store));
+        let id = events.append("x:common", &progress(1)).expect("stored");
+        assert_eq!(events.reclaim_idle(events.store.now()), 0);
+        clock.advance(Duration::from_secs(11));
+        assert_eq!(events.reclaim_idle(events.store.now()), 1);
+        assert!(events.bindings.lock().is_empty());
+        assert!(events.owned.lock().is_empty());
+        assert!(events.streams.iter().all(|m| m.lock().is_empty()));
+        assert!(events.replay(&id.to_string()).is_err());
+    }
+}

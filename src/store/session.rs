@@ -1,7 +1,6 @@
 //! One session's streams: append-only logs trimmed from the front.
 
 use std::collections::VecDeque;
-use std::time::Duration;
 
 use bytes::Bytes;
 
@@ -33,7 +32,8 @@ pub(crate) struct Message {
 #[derive(Debug)]
 pub(crate) struct StreamLog {
     pub(crate) secret: u64,
-    pub(crate) last_active: Duration,
+    /// Logical time of the last activity (see `Store::stamp`).
+    pub(crate) last_active: u64,
     first: u64,
     next: u64,
     msgs: VecDeque<Message>,
@@ -41,7 +41,7 @@ pub(crate) struct StreamLog {
 }
 
 impl StreamLog {
-    pub(crate) fn new(secret: u64, now: Duration) -> Self {
+    pub(crate) fn new(secret: u64, now: u64) -> Self {
         Self {
             secret,
             last_active: now,
@@ -124,18 +124,19 @@ impl StreamLog {
 }
 
 /// One session: its secret, the numbers of its open streams (the streams
-/// themselves live in the shard's stream map) and when it was last opened
-/// or had a stream opened or closed.
+/// themselves live in the shard's stream map) and when (in logical time) it
+/// was opened or last had a stream opened or closed.
 #[derive(Debug)]
 pub(crate) struct SessionState {
     pub(crate) secret: u64,
-    pub(crate) last_active: Duration,
+    /// Logical time of the last activity (see `Store::stamp`).
+    pub(crate) last_active: u64,
     pub(crate) streams: Vec<u32>,
     pub(crate) next_stream: u32,
 }
 
 impl SessionState {
-    pub(crate) fn new(secret: u64, now: Duration) -> Self {
+    pub(crate) fn new(secret: u64, now: u64) -> Self {
         Self {
             secret,
             last_active: now,
@@ -151,7 +152,7 @@ mod tests {
 
     #[test]
     fn after_covers_every_boundary() {
-        let mut log = StreamLog::new(0, Duration::ZERO);
+        let mut log = StreamLog::new(0, 0);
         assert_eq!(log.after(0), Ok(vec![]));
         assert_eq!(log.after(1), Err(StoreError::FutureIndex { last: 0 }));
         for g in 0..4 {

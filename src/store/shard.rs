@@ -1,4 +1,5 @@
-//! A shard: a lock, the sessions it owns, and their eviction queue.
+//! A shard: a lock, the sessions it owns, their streams (one map keyed by
+//! session and stream), and their eviction queue.
 //!
 //! The queue lists `(gseq, session, stream)` for every message appended to
 //! the shard's sessions, in append order. The global sequence `gseq` is
@@ -10,6 +11,8 @@
 //! Dead entries at the front are skipped before the front is published, and
 //! the whole queue is compacted once more than half of it is dead, so dead
 //! entries cost O(1) amortised and never more than the live ones plus 64.
+//! The count of dead entries is exact, so while it is zero no liveness
+//! lookup (which would touch another session's memory) is made at all.
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
@@ -68,20 +71,20 @@ pub(crate) struct ShardInner {
 }
 
 impl ShardInner {
-    /// The stream `id`/`stream` names, if it exists and the secret matches.
-    pub(crate) fn stream_mut(
-        &mut self,
-        id: SessionId,
-        stream: u32,
-    ) -> Result<&mut StreamLog, StoreError> {
-        let key = (id.key, stream);
-        if self.streams.get(&key).is_none_or(|l| l.secret != id.secret) {
-            return Err(match self.session_mut(id) {
-                Ok(_) => StoreError::UnknownStream,
-                Err(e) => e,
-            });
+    /// The stream `id`/`stream` names, if it exists and the secret matches
+    /// (one map probe; see [`missing`](Self::missing) for why not).
+    pub(crate) fn find_stream(&mut self, id: SessionId, stream: u32) -> Option<&mut StreamLog> {
+        self.streams
+            .get_mut(&(id.key, stream))
+            .filter(|log| log.secret == id.secret)
+    }
+
+    /// Why [`find_stream`](Self::find_stream) found nothing.
+    pub(crate) fn missing(&mut self, id: SessionId) -> StoreError {
+        match self.session_mut(id) {
+            Ok(_) => StoreError::UnknownStream,
+            Err(e) => e,
         }
-        self.streams.get_mut(&key).ok_or(StoreError::UnknownStream)
     }
 
     /// Removes a session and its streams; returns their messages and cost.
@@ -95,7 +98,7 @@ impl ShardInner {
     }
 
     /// When `key`'s session or any of its streams was last active.
-    pub(crate) fn last_active(&self, key: u64) -> Option<std::time::Duration> {
+    pub(crate) fn last_active(&self, key: u64) -> Option<u64> {
         let sess = self.sessions.get(&key)?;
         Some(
             sess.streams
