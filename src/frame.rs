@@ -185,7 +185,7 @@ impl EncodedEvent {
 ///
 /// [`EventError::InvalidType`] naming the offending character.
 pub fn validate_type(event_type: &str) -> Result<(), EventError> {
-    if event_type.contains(['\r', '\n']) {
+    if memchr::memchr2(b'\r', b'\n', event_type.as_bytes()).is_some() {
         return Err(EventError::InvalidType);
     }
     Ok(())
@@ -221,7 +221,7 @@ impl<'a> Iterator for DataLines<'a> {
 
     fn next(&mut self) -> Option<&'a str> {
         let rest = self.rest?;
-        match rest.find(['\r', '\n']) {
+        match memchr::memchr2(b'\r', b'\n', rest.as_bytes()) {
             None => {
                 self.rest = None;
                 Some(rest)
@@ -237,7 +237,7 @@ impl<'a> Iterator for DataLines<'a> {
 }
 
 fn encoded_body_len_upper_bound(event_type: &str, data: &str, retry: Option<Duration>) -> usize {
-    let lines = 1 + data.bytes().filter(|b| *b == b'\n' || *b == b'\r').count();
+    let lines = 1 + memchr::memchr2_iter(b'\r', b'\n', data.as_bytes()).count();
     let retry = if retry.is_some() { 8 + 20 } else { 0 };
     retry + 8 + event_type.len() + data.len() + lines * 7 + 1
 }
