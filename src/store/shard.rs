@@ -182,7 +182,7 @@ impl ShardInner {
         let cost = log.pop_front()?;
         self.queue.pop_front();
         self.skip_dead();
-        if self.queue.len() < 64 || self.queue.len() % 64 == 0 {
+        if self.queue.len() < 64 || self.queue.len().is_multiple_of(64) {
             self.shrink();
         }
         Some(cost)
