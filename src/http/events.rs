@@ -20,7 +20,7 @@ use std::time::Instant;
 
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 
@@ -87,14 +87,19 @@ fn open(state: &AppState, request: &Request) -> Result<Response, ApiError> {
         chunks: 0,
     });
     let mut response = (StatusCode::OK, body).into_response();
-    let headers = response.headers_mut();
+    set_stream_headers(response.headers_mut());
+    Ok(response)
+}
+
+/// The headers of every `text/event-stream` response: the type, no caching,
+/// and no buffering by a proxy in front (nginx honours `X-Accel-Buffering`).
+pub(crate) fn set_stream_headers(headers: &mut HeaderMap) {
     headers.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/event-stream"),
     );
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
-    Ok(response)
 }
 
 /// How a resume point reads in the "stream opened" log line.

@@ -14,7 +14,6 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::{header, HeaderValue};
 use axum::response::{Html, IntoResponse, Response};
 use bytes::Bytes;
 use tokio::time::{Interval, MissedTickBehavior};
@@ -45,13 +44,7 @@ pub(crate) async fn live_stats(State(state): State<AppState>, request: Request) 
         done: false,
     };
     let mut response = Body::from_stream(feed).into_response();
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/event-stream"),
-    );
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    super::events::set_stream_headers(response.headers_mut());
     response
 }
 

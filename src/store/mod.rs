@@ -696,20 +696,36 @@ impl Store {
     ///
     /// If called outside a tokio runtime.
     pub fn spawn_reclaimer(self: &Arc<Self>, every: Duration) -> tokio::task::JoinHandle<()> {
-        let store: Weak<Self> = Arc::downgrade(self);
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(every);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            tick.tick().await;
-            loop {
-                tick.tick().await;
-                let Some(store) = store.upgrade() else {
-                    return;
-                };
-                store.reclaim_idle(store.now());
-            }
+        spawn_periodic(Arc::downgrade(self), every, |store: &Self| {
+            store.reclaim_idle(store.now());
         })
     }
+}
+
+/// Spawns a tokio task that calls `tick` on `target` every `every` (the
+/// first call one interval from now) until `target` is dropped. Holds only
+/// a weak reference, so it never keeps `target` alive.
+///
+/// # Panics
+///
+/// If called outside a tokio runtime.
+pub(crate) fn spawn_periodic<T: Send + Sync + 'static>(
+    target: Weak<T>,
+    every: Duration,
+    tick: impl Fn(&T) + Send + 'static,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut interval = tokio::time::interval(every);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        interval.tick().await;
+        loop {
+            interval.tick().await;
+            let Some(target) = target.upgrade() else {
+                return;
+            };
+            tick(&target);
+        }
+    })
 }
 
 #[cfg(test)]

@@ -49,7 +49,7 @@ use std::collections::hash_map::RandomState;
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::hash::BuildHasher;
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
@@ -336,18 +336,8 @@ impl McpEventStore {
     ///
     /// If called outside a tokio runtime.
     pub fn spawn_reclaimer(self: &Arc<Self>, every: Duration) -> tokio::task::JoinHandle<()> {
-        let this: Weak<Self> = Arc::downgrade(self);
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(every);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            tick.tick().await;
-            loop {
-                tick.tick().await;
-                let Some(this) = this.upgrade() else {
-                    return;
-                };
-                this.reclaim_idle(this.store.now());
-            }
+        super::spawn_periodic(Arc::downgrade(self), every, |this: &Self| {
+            this.reclaim_idle(this.store.now());
         })
     }
 }
