@@ -43,6 +43,11 @@
 //! chunks; limits that belong to the hub (event size, types, subscribers)
 //! come from its [`HubConfig`](crate::HubConfig), the rest (batch size) from
 //! the builder.
+//!
+//! `ssehub serve` ([`serve`]) puts a front before the router: a successful
+//! `GET /events` is streamed straight onto the socket (one write per batch,
+//! ~2 KB per idle connection) and every other request, and every refusal, is
+//! served by this router through hyper — the same responses either way.
 
 pub mod admin;
 pub mod auth;
