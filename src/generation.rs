@@ -4,7 +4,7 @@
 //! The hub holds the current generation in an `ArcSwap`. `reset()` builds a
 //! new one, swaps it in, bumps the hub's epoch (which the writer checks on
 //! every publish with one `Acquire` load) and then *closes* the old one:
-//! `state` leaves [`OPEN`] and every parked reader is woken. Readers re-check
+//! `state` leaves `OPEN` and every parked reader is woken. Readers re-check
 //! `state` after announcing a park (see `wait`), so none sleeps through the
 //! close. Subscriptions keep their generation alive through their `Arc`
 //! until they end, so nothing they read can disappear under them.

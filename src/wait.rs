@@ -9,7 +9,7 @@
 //!   read-modify-write on the parked count (`fetch_add(0)`); if it is zero the
 //!   publish is done, O(1), no lock, no syscall. If readers are parked it sets
 //!   the pending flag and, if the flag was clear, unparks the notifier thread.
-//! - [`Waiters`]: the notifier thread, which owns the O(parked) part: it calls
+//! - `Waiters`: the notifier thread, which owns the O(parked) part: it calls
 //!   `tokio::sync::Notify::notify_waiters`, which wakes every registered
 //!   reader. The writer never runs that loop and never touches Notify's lock.
 //!
