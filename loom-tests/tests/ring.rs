@@ -15,35 +15,40 @@ fn frame(n: u8) -> Vec<u8> {
     vec![b'a' + n; 12]
 }
 
+/// Publishes frame 0, then races `reader` against two more appends that
+/// overwrite it (by slot reuse or by byte budget, depending on `ring`).
+fn race_reader_against_lapping_writer(ring: Ring, reader: impl FnOnce(&Ring) + Send + 'static) {
+    let ring = Arc::new(ring);
+    let mut writer = Ring::claim_writer(&ring).expect("first writer");
+    writer
+        .append(b"", &frame(0), TypeTag::of("t"), 0, 0)
+        .unwrap();
+    let reader = {
+        let ring = ring.clone();
+        thread::spawn(move || reader(&ring))
+    };
+    for n in 1..3 {
+        writer
+            .append(b"", &frame(n), TypeTag::of("t"), 0, 0)
+            .unwrap();
+    }
+    reader.join().unwrap();
+}
+
 #[test]
 fn single_read_is_exact_or_lapped() {
     loom::model(|| {
         // Two slots: the third append overwrites sequence 0.
-        let ring = Arc::new(Ring::new(2, 1 << 10));
-        let mut writer = Ring::claim_writer(&ring).expect("first writer");
-        writer
-            .append(b"", &frame(0), TypeTag::of("t"), 0, 0)
-            .unwrap();
-
-        let reader = {
-            let ring = ring.clone();
-            thread::spawn(move || {
-                let mut out = Vec::new();
-                match ring.read(0, &mut out) {
-                    Ok(meta) => {
-                        assert_eq!(out, frame(0), "torn frame");
-                        assert_eq!(meta.seq, 0);
-                    }
-                    Err(Lapped { missed }) => assert!(missed >= 1),
+        race_reader_against_lapping_writer(Ring::new(2, 1 << 10), |ring| {
+            let mut out = Vec::new();
+            match ring.read(0, &mut out) {
+                Ok(meta) => {
+                    assert_eq!(out, frame(0), "torn frame");
+                    assert_eq!(meta.seq, 0);
                 }
-            })
-        };
-        for n in 1..3 {
-            writer
-                .append(b"", &frame(n), TypeTag::of("t"), 0, 0)
-                .unwrap();
-        }
-        reader.join().unwrap();
+                Err(Lapped { missed }) => assert!(missed >= 1),
+            }
+        });
     });
 }
 
@@ -53,31 +58,16 @@ fn batch_read_is_exact_or_lapped_under_byte_budget_eviction() {
         // 32-byte budget: 12-byte frames span at most 32 bytes of words two
         // at a time, so appends from the third on evict by bytes while slots
         // are still free.
-        let ring = Arc::new(Ring::new(8, 32));
-        let mut writer = Ring::claim_writer(&ring).expect("first writer");
-        writer
-            .append(b"", &frame(0), TypeTag::of("t"), 0, 0)
-            .unwrap();
-
-        let reader = {
-            let ring = ring.clone();
-            thread::spawn(move || {
-                let mut out = Vec::new();
-                match ring.read_batch(0, 8, usize::MAX, &[], &mut out) {
-                    Ok(read) => {
-                        let expected: Vec<u8> = (0..read.next as u8).flat_map(frame).collect();
-                        assert_eq!(out, expected, "torn batch");
-                    }
-                    Err(Lapped { missed }) => assert!(missed >= 1),
+        race_reader_against_lapping_writer(Ring::new(8, 32), |ring| {
+            let mut out = Vec::new();
+            match ring.read_batch(0, 8, usize::MAX, &[], &mut out) {
+                Ok(read) => {
+                    let expected: Vec<u8> = (0..read.next as u8).flat_map(frame).collect();
+                    assert_eq!(out, expected, "torn batch");
                 }
-            })
-        };
-        for n in 1..3 {
-            writer
-                .append(b"", &frame(n), TypeTag::of("t"), 0, 0)
-                .unwrap();
-        }
-        reader.join().unwrap();
+                Err(Lapped { missed }) => assert!(missed >= 1),
+            }
+        });
     });
 }
 
