@@ -34,17 +34,14 @@ pub mod error;
 pub mod frame;
 #[cfg_attr(loom, allow(dead_code))]
 pub mod generation;
-#[cfg(all(feature = "http", not(loom)))]
+#[cfg(all(feature = "axum", not(loom)))]
 pub mod http;
 #[cfg(not(loom))]
 mod hub;
 #[cfg_attr(loom, allow(dead_code))]
 mod id;
 mod id_index;
-#[cfg(feature = "http")]
-pub mod load;
 pub(crate) mod loom;
-pub mod parse;
 #[cfg(not(loom))]
 mod resume;
 pub mod ring;

@@ -633,34 +633,6 @@ async fn limits_are_413() {
     assert_eq!(server.hub.stats().published, 1);
 }
 
-#[tokio::test]
-async fn the_default_event_limit_admits_a_full_64_kib_event() {
-    // As `ssehub serve` configures it: the hub's frame limit has room for
-    // the id/event lines around 64 KiB of JSON.
-    let args = <ServeCli as clap::Parser>::parse_from(["serve"]).serve;
-    let server = start_with(
-        HubConfig {
-            keep_alive: None,
-            ..args.hub_config()
-        },
-        |b| b.max_event_bytes(args.max_event_bytes),
-    )
-    .await;
-    let limit = 64 << 10;
-    let body = format!(
-        r#"{{"type":"a","id":"custom","p":"{}"}}"#,
-        "x".repeat(limit - 33)
-    );
-    assert_eq!(body.len(), limit);
-    assert_eq!(server.publish(&body).await.status, 200);
-}
-
-#[derive(clap::Parser)]
-struct ServeCli {
-    #[command(flatten)]
-    serve: ssehub::http::config::ServeArgs,
-}
-
 // ---- auth ---------------------------------------------------------------------
 
 #[tokio::test]

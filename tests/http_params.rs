@@ -3,9 +3,9 @@
 //! input panics, and accepted input keeps the contract's invariants.
 
 use proptest::prelude::*;
-use ssehub::http::admin::parse_events;
-use ssehub::http::query::parse_events_query;
-use ssehub::http::timestamp::parse_rfc3339;
+use ssehub::http::__private::parse_events;
+use ssehub::http::__private::parse_events_query;
+use ssehub::http::__private::parse_rfc3339;
 
 /// Query-ish strings: parameter names the parser knows, separators and
 /// escapes mixed with anything.

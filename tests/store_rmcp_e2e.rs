@@ -2,7 +2,7 @@
 //! run in-process on 127.0.0.1:0), a tool call whose SSE stream is dropped
 //! mid-way, and a `GET` with `Last-Event-ID` that must return exactly the
 //! missing events — no gap, no duplicate — and only to the same session.
-#![cfg(all(feature = "rmcp", feature = "http"))]
+#![cfg(all(feature = "rmcp", feature = "axum"))]
 
 use std::net::SocketAddr;
 use std::sync::Arc;

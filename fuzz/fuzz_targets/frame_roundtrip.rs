@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use libfuzzer_sys::arbitrary::{self, Arbitrary};
 use libfuzzer_sys::fuzz_target;
-use ssehub::parse::{Item, ParsedEvent, Parser};
 use ssehub::{Event, EventError};
+use ssehub_cli::parse::{Item, ParsedEvent, Parser};
 
 #[derive(Arbitrary, Debug)]
 struct Input {

@@ -7,9 +7,9 @@
 
 use libfuzzer_sys::arbitrary::{self, Arbitrary};
 use libfuzzer_sys::fuzz_target;
-use ssehub::http::admin::parse_events;
-use ssehub::http::query::parse_events_query;
-use ssehub::http::timestamp::parse_rfc3339;
+use ssehub::http::__private::parse_events;
+use ssehub::http::__private::parse_events_query;
+use ssehub::http::__private::parse_rfc3339;
 use ssehub::Resume;
 
 #[derive(Arbitrary, Debug)]

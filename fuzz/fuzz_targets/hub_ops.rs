@@ -10,8 +10,8 @@
 
 use libfuzzer_sys::arbitrary::{self, Arbitrary};
 use libfuzzer_sys::fuzz_target;
-use ssehub::parse::{Item, Parser};
 use ssehub::{Delivery, EndReason, Event, Hub, HubConfig, SubscribeOptions};
+use ssehub_cli::parse::{Item, Parser};
 
 #[derive(Arbitrary, Debug)]
 enum Op {

@@ -6,7 +6,7 @@
 
 use libfuzzer_sys::arbitrary::{self, Arbitrary};
 use libfuzzer_sys::fuzz_target;
-use ssehub::parse::{Item, ParseError, Parser};
+use ssehub_cli::parse::{Item, ParseError, Parser};
 
 #[derive(Arbitrary, Debug)]
 struct Input {
@@ -31,7 +31,7 @@ fn run(max_len: usize, chunks: &[&[u8]]) -> (Vec<Item>, Option<ParseError>) {
 
 fuzz_target!(|input: Input| {
     let max_len = if input.max_len == 0 {
-        ssehub::parse::DEFAULT_MAX_LEN
+        ssehub_cli::parse::DEFAULT_MAX_LEN
     } else {
         usize::from(input.max_len)
     };

@@ -73,6 +73,18 @@ pub(crate) struct FastEvents {
     pub(crate) cors: bool,
 }
 
+impl FastEvents {
+    /// The streaming front's view of `router`: the same hub, token and CORS
+    /// setting, so both paths admit the same subscriptions.
+    pub(crate) fn new(router: &super::HubRouter) -> FastEvents {
+        FastEvents {
+            hub: router.hub().clone(),
+            subscriber_token: router.subscriber_token.clone(),
+            cors: router.cors.is_some(),
+        }
+    }
+}
+
 /// Serves one accepted connection (see the module docs).
 pub(crate) async fn serve_connection(
     mut stream: TcpStream,

@@ -44,22 +44,34 @@
 //! come from its [`HubConfig`](crate::HubConfig), the rest (batch size) from
 //! the builder.
 //!
-//! `ssehub serve` ([`serve`]) puts a front before the router: a successful
-//! `GET /events` is streamed straight onto the socket (one write per batch,
-//! ~2 KB per idle connection) and every other request, and every refusal, is
-//! served by this router through hyper — the same responses either way.
+//! With the `server` feature, [`serve`] (what `ssehub serve` runs) puts a
+//! front before the router: a successful `GET /events` is streamed straight
+//! onto the socket (one write per batch, ~2 KB per idle connection) and
+//! every other request, and every refusal, is served by this router through
+//! hyper — the same responses either way.
 
-pub mod admin;
-pub mod auth;
-pub mod config;
-pub mod error;
-pub mod events;
+mod admin;
+mod auth;
+mod error;
+mod events;
+#[cfg(feature = "server")]
 mod fast;
-pub mod metrics;
-pub mod page;
-pub mod query;
-pub mod serve;
-pub mod timestamp;
+mod metrics;
+mod page;
+mod query;
+#[cfg(feature = "server")]
+mod serve;
+mod timestamp;
+
+/// Internals that the fuzz targets and property tests drive directly.
+///
+/// Not part of the API: no semver promise, may change in any release.
+#[doc(hidden)]
+pub mod __private {
+    pub use super::admin::parse_events;
+    pub use super::query::parse_events_query;
+    pub use super::timestamp::parse_rfc3339;
+}
 
 use std::sync::Arc;
 
@@ -70,6 +82,8 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 
 pub use auth::Token;
 pub use error::ApiError;
+#[cfg(feature = "server")]
+pub use serve::serve;
 
 use crate::Hub;
 
@@ -102,7 +116,9 @@ pub(crate) struct AppState {
     pub(crate) limits: Limits,
 }
 
-/// Builds the ssehub router for a hub.
+/// Builds the ssehub router for a hub: the routes, their tokens, limits and
+/// CORS settings, kept in one place for both the router and [`serve`]'s
+/// streaming front.
 ///
 /// # Examples
 ///
@@ -120,9 +136,9 @@ pub(crate) struct AppState {
 pub struct HubRouter {
     hub: Hub,
     admin_token: Option<Token>,
-    subscriber_token: Option<Token>,
+    pub(crate) subscriber_token: Option<Token>,
     limits: Limits,
-    cors: Option<CorsLayer>,
+    pub(crate) cors: Option<CorsLayer>,
     live_page: bool,
 }
 
@@ -179,6 +195,11 @@ impl HubRouter {
     pub fn live_page(mut self, on: bool) -> HubRouter {
         self.live_page = on;
         self
+    }
+
+    /// The hub this router serves.
+    pub fn hub(&self) -> &Hub {
+        &self.hub
     }
 
     /// The router, ready to serve or to nest into an app with state `S`.

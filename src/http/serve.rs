@@ -1,15 +1,19 @@
-//! `ssehub serve`: the router on a TCP listener, with graceful shutdown.
+//! The production accept loop: [`serve`] runs a [`HubRouter`] on a TCP
+//! listener the way `ssehub serve` does.
 //!
 //! Accepted sockets get `TCP_NODELAY` (a batch is one write; Nagle would
-//! only delay it). Each connection goes through the `fast` front: streams
-//! are written straight to the socket, every other request is served by
-//! hyper with the router. On SIGINT or SIGTERM the server stops accepting,
+//! only delay it). Each connection goes through the streaming front
+//! (`fast`): a successful `GET /events` is written straight to the socket,
+//! one write per batch; every other request is served by hyper with the
+//! router. When the `shutdown` future completes, the loop stops accepting,
 //! calls [`Hub::shutdown`](crate::Hub::shutdown) — every open stream gets its
 //! final `: end shutdown` comment and ends — and waits for connections to
-//! close. Whatever is still open 750 ms after the signal (an idle keep-alive
-//! connection, a client that never reads) is abandoned, so the process exits
-//! 0 within a second.
+//! close. Whatever is still open 750 ms later (an idle keep-alive
+//! connection, a client that never reads) is abandoned, so the caller gets
+//! control back within a second.
 
+use std::future::Future;
+use std::io;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,63 +21,43 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
 
-use super::config::ServeArgs;
 use super::fast::{self, FastEvents};
-use super::{cors_layer, HubRouter, Token};
-use crate::Hub;
+use super::HubRouter;
 
-/// How long open connections get to finish after a shutdown signal.
+/// How long open connections get to finish after the shutdown signal.
 const DRAIN: Duration = Duration::from_millis(750);
 
-/// Why `serve` could not run.
-#[derive(Debug)]
-pub enum ServeError {
-    /// Binding or accepting failed.
-    Io(std::io::Error),
-    /// A flag's value was unusable.
-    Config(String),
-}
-
-impl std::fmt::Display for ServeError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            ServeError::Io(error) => write!(f, "i/o error: {error}"),
-            ServeError::Config(message) => f.write_str(message),
-        }
-    }
-}
-
-impl std::error::Error for ServeError {}
-
-impl From<std::io::Error> for ServeError {
-    fn from(error: std::io::Error) -> Self {
-        ServeError::Io(error)
-    }
-}
-
-/// Runs `ssehub serve` until SIGINT or SIGTERM.
+/// Serves `router` on `listener` until `shutdown` completes, then shuts the
+/// router's hub down and drains (see the module docs).
+///
+/// # Examples
+///
+/// ```no_run
+/// use ssehub::http::{serve, HubRouter};
+/// use ssehub::Hub;
+///
+/// # async fn run() -> std::io::Result<()> {
+/// let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
+/// let router = HubRouter::new(Hub::new()).admin_token("s3cret");
+/// serve(listener, router, async {
+///     let _ = tokio::signal::ctrl_c().await;
+/// })
+/// .await
+/// # }
+/// ```
 ///
 /// # Errors
 ///
-/// [`ServeError::Config`] for an invalid CORS origin, [`ServeError::Io`] if
-/// the address cannot be bound.
-pub async fn run(args: ServeArgs) -> Result<(), ServeError> {
-    let hub = Hub::with_config(args.hub_config());
-    let mut builder = HubRouter::new(hub.clone())
-        .max_batch(args.max_batch)
-        .max_event_bytes(args.max_event_bytes);
-    if let Some(token) = &args.admin_token {
-        builder = builder.admin_token(token);
-    }
-    if let Some(token) = &args.subscriber_token {
-        builder = builder.subscriber_token(token);
-    }
-    if !args.cors_origin.is_empty() {
-        builder = builder.cors(cors_layer(&args.cors_origin).map_err(ServeError::Config)?);
-    }
-    let app = builder.build::<()>();
-
-    let listener = TcpListener::bind(args.listen).await?;
+/// Only if the listener's local address cannot be read; accept errors (out
+/// of file descriptors and the like) are logged and retried.
+pub async fn serve(
+    listener: TcpListener,
+    router: HubRouter,
+    shutdown: impl Future<Output = ()>,
+) -> io::Result<()> {
+    let hub = router.hub().clone();
+    let fast = Arc::new(FastEvents::new(&router));
+    let app = router.build::<()>();
     let local = listener.local_addr()?;
     tracing::info!(
         address = %local,
@@ -81,15 +65,9 @@ pub async fn run(args: ServeArgs) -> Result<(), ServeError> {
         keep_alive = ?hub.config().keep_alive,
         "listening on http://{local}"
     );
-    let fast = Arc::new(FastEvents {
-        hub: hub.clone(),
-        subscriber_token: args.subscriber_token.as_ref().map(Token::new),
-        cors: !args.cors_origin.is_empty(),
-    });
     let open_connections = Arc::new(AtomicUsize::new(0));
     let all_closed = Arc::new(Notify::new());
-    let signal = wait_for_signal();
-    tokio::pin!(signal);
+    tokio::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -101,8 +79,8 @@ pub async fn run(args: ServeArgs) -> Result<(), ServeError> {
                     continue;
                 }
             },
-            signal = &mut signal => {
-                tracing::info!(signal, "shutting down: ending open streams");
+            () = &mut shutdown => {
+                tracing::info!("shutting down: ending open streams");
                 break;
             }
         };
@@ -137,28 +115,4 @@ pub async fn run(args: ServeArgs) -> Result<(), ServeError> {
     }
     tracing::info!("stopped");
     Ok(())
-}
-
-/// Waits for SIGINT or SIGTERM (Ctrl-C elsewhere); returns its name.
-async fn wait_for_signal() -> &'static str {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut terminate) => tokio::select! {
-                _ = tokio::signal::ctrl_c() => "SIGINT",
-                _ = terminate.recv() => "SIGTERM",
-            },
-            Err(error) => {
-                tracing::warn!(%error, "cannot listen for SIGTERM; only SIGINT stops the server");
-                let _ = tokio::signal::ctrl_c().await;
-                "SIGINT"
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-        "Ctrl-C"
-    }
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use clap::Args;
 
-use crate::HubConfig;
+use ssehub::HubConfig;
 
 /// Flags of `ssehub serve`.
 #[derive(Debug, Clone, Args)]

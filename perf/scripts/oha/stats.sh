@@ -2,7 +2,7 @@
 # Stats polling: GET /admin/stats for DURATION over CONNS connections, then
 # GET /healthz for comparison.
 #
-#   TOKEN=T URL=http://127.0.0.1:8080 scripts/oha/stats.sh
+#   TOKEN=T URL=http://127.0.0.1:8080 perf/scripts/oha/stats.sh
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 need_token

@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use proptest::prelude::*;
-use ssehub::parse::{Item, ParsedEvent, Parser};
 use ssehub::Event;
+use ssehub_cli::parse::{Item, ParsedEvent, Parser};
 
 /// Feeds `bytes` cut at `cuts` (positions modulo the length, sorted).
 fn parse_in_chunks(bytes: &[u8], cuts: &[usize], max_len: usize) -> (Vec<Item>, bool) {

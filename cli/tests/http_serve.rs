@@ -3,6 +3,7 @@
 //! open stream (the stream ends with its final comment, exit code 0,
 //! within a second).
 
+#[path = "../../tests/http_support/mod.rs"]
 mod http_support;
 
 use std::io::{BufRead, BufReader};

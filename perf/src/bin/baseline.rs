@@ -15,7 +15,7 @@
 //! does. A subscriber that lags the broadcast channel is ended, like ssehub's.
 //!
 //! ```text
-//! cargo run --release --example baseline -- --listen 127.0.0.1:8081 --admin-token T
+//! cargo run --release -p ssehub-perf --bin baseline -- --listen 127.0.0.1:8081 --admin-token T
 //! ```
 use std::collections::VecDeque;
 use std::convert::Infallible;

@@ -1,6 +1,6 @@
 //! The `ssehub` binary: `ssehub serve` runs the HTTP server (see
 //! [`ssehub::http`]); `ssehub load` load-tests any server speaking the same
-//! contract (see [`ssehub::load`]). Serve's configuration comes from flags
+//! contract (see [`ssehub_cli::load`]). Serve's configuration comes from flags
 //! and `SSEHUB_*` environment variables. Logs go to stderr; `RUST_LOG` filters them
 //! (default `info`).
 
@@ -8,7 +8,7 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use ssehub::http::config::ServeArgs;
+use ssehub_cli::config::ServeArgs;
 
 /// A lock-free Server-Sent Events fan-out server.
 #[derive(Debug, Parser)]
@@ -25,7 +25,7 @@ enum Command {
     /// Load-test any server speaking the ssehub HTTP contract: N SSE
     /// connections, publishes through the admin API, delivery rate,
     /// publish-to-receive latency, loss and duplicates.
-    Load(ssehub::load::LoadArgs),
+    Load(ssehub_cli::load::LoadArgs),
 }
 
 fn main() -> ExitCode {
@@ -43,10 +43,10 @@ fn main() -> ExitCode {
     };
     let outcome = match cli.command {
         Command::Serve(args) => runtime
-            .block_on(ssehub::http::serve::run(args))
+            .block_on(ssehub_cli::serve::run(args))
             .map_err(|error| format!("serve failed: {error}")),
         Command::Load(args) => runtime
-            .block_on(ssehub::load::run(args))
+            .block_on(ssehub_cli::load::run(args))
             .map(drop)
             .map_err(|error| format!("load: {error}")),
     };

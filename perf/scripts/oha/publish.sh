@@ -3,7 +3,7 @@
 # batch of BATCH events (default 100), each for DURATION over CONNS
 # connections. Prints oha's summary for each.
 #
-#   TOKEN=T URL=http://127.0.0.1:8080 scripts/oha/publish.sh
+#   TOKEN=T URL=http://127.0.0.1:8080 perf/scripts/oha/publish.sh
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 need_token

@@ -13,7 +13,7 @@
 #     a quick 410; requests/s is the server's reject rate.
 #  3. live connect storm: no resume point, cut at TIMEOUT like (1).
 #
-#   TOKEN=T URL=http://127.0.0.1:8080 scripts/oha/replay.sh
+#   TOKEN=T URL=http://127.0.0.1:8080 perf/scripts/oha/replay.sh
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 need_token

@@ -40,9 +40,9 @@
 //! # Examples
 //!
 //! ```no_run
-//! # async fn demo() -> Result<(), ssehub::load::LoadError> {
+//! # async fn demo() -> Result<(), ssehub_cli::load::LoadError> {
 //! use clap::Parser as _;
-//! use ssehub::load::{run, LoadArgs};
+//! use ssehub_cli::load::{run, LoadArgs};
 //!
 //! #[derive(clap::Parser)]
 //! struct Cli {
@@ -491,7 +491,7 @@ async fn collect(tasks: Vec<tokio::task::JoinHandle<ConnStats>>) -> Vec<ConnStat
 /// # Examples
 ///
 /// ```
-/// let (soft, hard) = ssehub::load::raise_fd_limit().unwrap();
+/// let (soft, hard) = ssehub_cli::load::raise_fd_limit().unwrap();
 /// assert!(soft <= hard);
 /// ```
 #[cfg(unix)]

@@ -15,7 +15,7 @@
 //! ceiling for ssehub and the baseline.
 //!
 //! ```text
-//! cargo run --release --example limit -- --listen 127.0.0.1:8082 --admin-token T
+//! cargo run --release -p ssehub-perf --bin limit -- --listen 127.0.0.1:8082 --admin-token T
 //! ```
 use std::io::{ErrorKind, Write};
 use std::net::SocketAddr;
@@ -171,7 +171,7 @@ fn writer(hub: &Writer) {
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
     let args = Args::parse();
-    ssehub::load::raise_fd_limit();
+    ssehub_cli::load::raise_fd_limit();
     let nanos = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64);

@@ -1,7 +1,7 @@
 //! Fan-out of pre-encoded events to N in-process subscribers; for profiling
-//! the delivery path (`valgrind --tool=callgrind target/release/examples/fanout_loop`).
+//! the delivery path (`valgrind --tool=callgrind target/release/fanout_loop`).
 //!
-//! Run: `cargo run --release --example fanout_loop -- [subscribers] [events]`
+//! Run: `cargo run --release -p ssehub-perf --bin fanout_loop -- [subscribers] [events]`
 use std::time::Instant;
 
 use ssehub::{Delivery, Event, Hub, HubConfig, SubscribeOptions};

@@ -36,13 +36,13 @@
 //! the buffers are freed. Items parsed before the offending line stay
 //! available through [`Parser::next_item`].
 //!
-//! `ParseError` lives here rather than in [`crate::error`] because it belongs
+//! `ParseError` lives here rather than in `ssehub::error` because it belongs
 //! to the client side only; the hub never returns it.
 //!
 //! # Examples
 //!
 //! ```
-//! use ssehub::parse::{Item, Parser};
+//! use ssehub_cli::parse::{Item, Parser};
 //!
 //! let mut parser = Parser::new();
 //! parser.feed(b": hi\r\nid: 7\r").unwrap();
@@ -59,13 +59,13 @@
 //! assert_eq!(parser.next_item(), None);
 //! ```
 //!
-//! [`frame`]: crate::frame
+//! [`frame`]: ssehub::frame
 
 use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::fmt;
 
-use crate::frame::DEFAULT_EVENT_TYPE;
+use ssehub::frame::DEFAULT_EVENT_TYPE;
 
 /// Default bound on one line and on one event's data, in bytes (1 MiB).
 pub const DEFAULT_MAX_LEN: usize = 1 << 20;
@@ -274,7 +274,7 @@ impl Parser {
     /// # Examples
     ///
     /// ```
-    /// use ssehub::parse::{ItemRef, Parser};
+    /// use ssehub_cli::parse::{ItemRef, Parser};
     ///
     /// let mut parser = Parser::new();
     /// let mut data = Vec::new();
@@ -771,7 +771,7 @@ mod tests {
 
     #[test]
     fn decodes_the_encoder_output() {
-        let encoded = crate::Event::new("t", "a\r\nb\rc")
+        let encoded = ssehub::Event::new("t", "a\r\nb\rc")
             .with_retry(std::time::Duration::from_millis(10))
             .encode(1 << 20)
             .unwrap();

@@ -1,7 +1,7 @@
 //! Publishes pre-encoded 128-byte events in a tight loop; for profiling the
-//! publish path (`valgrind --tool=callgrind target/release/examples/publish_loop`).
+//! publish path (`valgrind --tool=callgrind target/release/publish_loop`).
 //!
-//! Run: `cargo run --release --example publish_loop -- [events]`
+//! Run: `cargo run --release -p ssehub-perf --bin publish_loop -- [events]`
 use std::time::Instant;
 
 use ssehub::{Event, Hub, HubConfig};

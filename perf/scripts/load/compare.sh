@@ -2,7 +2,7 @@
 # Side-by-side SSE fan-out: ssehub vs the baseline (axum Sse + broadcast) vs
 # the machine's limit (encode once, coalesced writes), same load parameters.
 #
-#   scripts/load/compare.sh [CONNECTIONS] [RATE] [BATCH] [DURATION]
+#   perf/scripts/load/compare.sh [CONNECTIONS] [RATE] [BATCH] [DURATION]
 #   (defaults 1000 10000 10 10s; RATE 0 = as fast as each server answers)
 #
 # Builds release, then for each server in turn: starts it on a loopback
@@ -19,18 +19,12 @@ rate="${2:-10000}"
 batch="${3:-10}"
 duration="${4:-10s}"
 token="compare-token"
-root="$(cd "$(dirname "$0")/../.." && pwd)"
+root="$(cd "$(dirname "$0")/../../.." && pwd)"
 cd "$root"
 
-echo "compare: building release (ssehub, examples)"
-cargo build --release --bin ssehub --examples >/dev/null
-
-# The load generator: `ssehub load` once the lead wires it, else the example.
-if target/release/ssehub load --help 2>/dev/null | grep -q -- --connections; then
-    load=(target/release/ssehub load)
-else
-    load=(target/release/examples/load)
-fi
+echo "compare: building release (ssehub and the perf lab's peers)"
+cargo build --release -p ssehub-cli -p ssehub-perf >/dev/null
+load=(target/release/ssehub load)
 
 # Servers and the load generator inherit this: room for every connection.
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
@@ -88,8 +82,8 @@ run_one() { # name port command...
 
 export RUST_LOG="${RUST_LOG:-warn}"
 run_one ssehub 18180 "${SSEHUB_BIN:-target/release/ssehub}" serve --listen 127.0.0.1:18180 --admin-token "$token"
-run_one baseline 18181 target/release/examples/baseline --listen 127.0.0.1:18181 --admin-token "$token"
-run_one limit 18182 target/release/examples/limit --listen 127.0.0.1:18182 --admin-token "$token"
+run_one baseline 18181 target/release/baseline --listen 127.0.0.1:18181 --admin-token "$token"
+run_one limit 18182 target/release/limit --listen 127.0.0.1:18182 --admin-token "$token"
 
 field() { # file jq-path ("cpu" and "per_cpu" read the .cpu file)
     local cpu_file="${1%.json}.cpu"

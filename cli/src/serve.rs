@@ -1,0 +1,91 @@
+//! `ssehub serve`: the flags ([`ServeArgs`]) turned into a [`HubRouter`],
+//! served by the library's accept loop ([`ssehub::http::serve`]) until
+//! SIGINT or SIGTERM; the process exits 0 within a second of the signal.
+
+use std::fmt;
+
+use ssehub::http::{cors_layer, HubRouter};
+use ssehub::Hub;
+use tokio::net::TcpListener;
+
+use crate::config::ServeArgs;
+
+/// Why `serve` could not run.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum ServeError {
+    /// Binding or accepting failed.
+    Io(std::io::Error),
+    /// A flag's value was unusable.
+    Config(String),
+}
+
+impl fmt::Display for ServeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ServeError::Io(error) => write!(f, "i/o error: {error}"),
+            ServeError::Config(message) => f.write_str(message),
+        }
+    }
+}
+
+impl std::error::Error for ServeError {}
+
+impl From<std::io::Error> for ServeError {
+    fn from(error: std::io::Error) -> Self {
+        ServeError::Io(error)
+    }
+}
+
+/// Runs `ssehub serve` until SIGINT or SIGTERM.
+///
+/// # Errors
+///
+/// [`ServeError::Config`] for an invalid CORS origin, [`ServeError::Io`] if
+/// the address cannot be bound.
+pub async fn run(args: ServeArgs) -> Result<(), ServeError> {
+    let hub = Hub::with_config(args.hub_config());
+    let mut router = HubRouter::new(hub)
+        .max_batch(args.max_batch)
+        .max_event_bytes(args.max_event_bytes);
+    if let Some(token) = &args.admin_token {
+        router = router.admin_token(token);
+    }
+    if let Some(token) = &args.subscriber_token {
+        router = router.subscriber_token(token);
+    }
+    if !args.cors_origin.is_empty() {
+        router = router.cors(cors_layer(&args.cors_origin).map_err(ServeError::Config)?);
+    }
+    let listener = TcpListener::bind(args.listen).await?;
+    ssehub::http::serve(listener, router, async {
+        let signal = wait_for_signal().await;
+        tracing::info!(signal, "signal received");
+    })
+    .await?;
+    Ok(())
+}
+
+/// Waits for SIGINT or SIGTERM (Ctrl-C elsewhere); returns its name.
+async fn wait_for_signal() -> &'static str {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut terminate) => tokio::select! {
+                _ = tokio::signal::ctrl_c() => "SIGINT",
+                _ = terminate.recv() => "SIGTERM",
+            },
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for SIGTERM; only SIGINT stops the server");
+                let _ = tokio::signal::ctrl_c().await;
+                "SIGINT"
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+        "Ctrl-C"
+    }
+}
