@@ -3,7 +3,7 @@
 //! Run it:
 //!
 //! ```sh
-//! cargo run --example embed
+//! cargo run -p ssehub --features axum --example embed
 //! # in another terminal:
 //! curl -N localhost:3000/sse/events                      # subscribe
 //! curl -H 'Authorization: Bearer change-me' -H 'Content-Type: application/json' \

@@ -1,7 +1,7 @@
 //! Publishes and subscribes in one process and prints what each subscriber
 //! received: the engine without HTTP.
 //!
-//! Run: `cargo run --release --example in_process`
+//! Run: `cargo run --release -p ssehub --example in_process`
 use std::time::{Duration, Instant};
 
 use ssehub::{Delivery, Event, Hub, HubConfig, SubscribeOptions};
