@@ -58,7 +58,10 @@ impl SystemClock {
 
     fn anchor(&self, counter_nanos: u64) {
         let wall = os_wall_clock_nanos();
-        // One word holds the whole anchor, so a reader never sees half of one.
+        // Two independent words. The offset alone makes a timestamp, and one
+        // atomic word is read whole: a reader gets the old or the new offset.
+        // `anchored_at` only says when to re-anchor; a reader that pairs it
+        // with the other offset at worst re-anchors once early or late.
         self.offset
             .store(wall.wrapping_sub(counter_nanos), Ordering::Relaxed);
         self.anchored_at.store(counter_nanos, Ordering::Relaxed);

@@ -1,7 +1,7 @@
 //! ssehub: a lock-free, high-throughput Server-Sent Events fan-out engine.
 //!
-//! One writer encodes each event once into SSE wire bytes and appends it to a
-//! single-writer seqlock [`ring`]. Subscribers read through cursors with no
+//! One writer encodes each event once into SSE wire bytes and appends it to
+//! a single-writer seqlock ring. Subscribers read through cursors with no
 //! lock on the publish path, filter by event type, and resume from an event
 //! id or a timestamp; a cursor that was lapped gets `Gone`, never torn or
 //! missing data. [`Hub::reset`] swaps in a new generation atomically.
@@ -25,6 +25,64 @@
 //! assert!(batch.bytes().ends_with(b"event: news\ndata: two\n\n"));
 //! # }
 //! ```
+//!
+//! # Publishing
+//!
+//! [`Hub::publish`] and [`Hub::publish_batch`] may be called from any
+//! thread; they serialize on a lock that producers share and subscribers
+//! never touch. An embedder with one producer can take the writer out with
+//! [`Hub::publisher`] and publish with no lock at all. Either way the event
+//! is encoded once, outside any lock, and an auto id
+//! `<16-hex generation>-<n>` is assigned unless the event carries its own.
+//!
+//! # Lagging
+//!
+//! The ring is bounded in events ([`HubConfig::capacity`]) and bytes
+//! ([`HubConfig::max_bytes`]); the writer never waits for a subscriber. A
+//! subscriber that falls more than the ring behind is not handed a gap: its
+//! next [`Subscription::recv`] returns [`Delivery::End`] with
+//! [`EndReason::Lagged`] (how many events it missed), and a later resume from
+//! its last id fails with [`SubscribeError::Gone`] (HTTP 410).
+//!
+//! # Resuming
+//!
+//! [`SubscribeOptions`] starts a subscription live, after an event id
+//! (exclusive: the events *after* it), or at a timestamp (the events at or
+//! after it). A point that is no longer retained — overwritten, or from
+//! another generation — is `Gone`; a point newer than anything published
+//! means "live from now". Resolving a resume point is O(1) for auto and
+//! caller-supplied ids and a binary search for timestamps.
+//!
+//! # Reset
+//!
+//! [`Hub::reset`] swaps in a new generation (a new ring and a new random
+//! generation token) atomically: every subscription of the old generation
+//! ends with [`EndReason::Reset`], ids of the old generation become `Gone`,
+//! and later publishes land in the new ring. Reset never waits for the
+//! writer.
+//!
+//! # Shutdown
+//!
+//! [`Hub::shutdown`] ends every subscription with [`EndReason::Shutdown`];
+//! later publishes and subscribes fail with an error.
+//!
+//! # Threads
+//!
+//! [`Hub::new`] starts one OS thread, `ssehub-notify`, that wakes parked
+//! subscribers so the publish path stays O(1) and free of syscalls; it
+//! stops when the last handle to the hub (hub, publisher or subscription)
+//! is dropped. Subscriptions are futures:
+//! [`Subscription::recv`] needs a tokio runtime with the time driver
+//! (keep-alive timers); publishing needs no runtime at all.
+//!
+//! # Features
+//!
+//! - `axum`: [`http::HubRouter`], the embeddable router with every route of
+//!   the HTTP contract and its JSON error envelope.
+//! - `server`: [`http::serve`], the accept loop `ssehub serve` runs, for
+//!   embedders who want the same performance.
+//!
+//! None is on by default: the engine alone depends on no HTTP stack.
 #![warn(missing_docs, unsafe_op_in_unsafe_fn)]
 
 #[cfg(not(loom))]

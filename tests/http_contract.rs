@@ -1,4 +1,4 @@
-//! The HTTP contract (DESIGN.md §3), row by row, over real TCP on
+//! The HTTP contract (docs/http-contract.md), row by row, over real TCP on
 //! 127.0.0.1:0 with a real HTTP/1.1 client.
 
 mod http_support;

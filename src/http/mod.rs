@@ -1,17 +1,17 @@
 //! The HTTP face of a [`Hub`]: an embeddable axum router and `ssehub serve`.
 //!
 //! [`HubRouter`] builds an [`axum::Router`] with every route of the contract
-//! (DESIGN.md §3):
+//! (docs/http-contract.md):
 //!
 //! | route | who | what |
 //! |---|---|---|
-//! | `GET /events` | subscribers (optional token) | the SSE stream ([`events`]) |
+//! | `GET /events` | subscribers (optional token) | the SSE stream |
 //! | `POST /admin/events` | admin | publish one event or a batch |
 //! | `POST /admin/reset` | admin | new generation, streams end, 204 |
 //! | `GET /admin/stats` | admin | stats JSON |
 //! | `GET /metrics` | operators | Prometheus text |
 //! | `GET /healthz` | anyone | `ok` |
-//! | `GET /`, `GET /stats/live` | anyone | the live page and its feed ([`page`]) |
+//! | `GET /`, `GET /stats/live` | anyone | the live page and its feed |
 //!
 //! Every error is the JSON envelope of [`ApiError`]. The router carries its
 //! own state and is returned as `Router<S>` for any `S`, so it nests into a

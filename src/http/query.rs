@@ -1,7 +1,7 @@
 //! Parsing `GET /events` parameters into [`SubscribeOptions`].
 //!
 //! The query is decoded as `application/x-www-form-urlencoded` (so `+` is a
-//! space, which the timestamp parser expects). Rules (DESIGN.md §3):
+//! space, which the timestamp parser expects). Rules (docs/http-contract.md):
 //! - `event_type=a,b` — comma list, repeatable; items trimmed, empty items
 //!   ignored; an item with CR/LF or more than the type limit → 400.
 //! - Resume precedence: a non-empty `Last-Event-ID` header, then `from`, then

@@ -4,7 +4,7 @@
 //! fan-out and a `VecDeque` replay buffer behind a mutex, configured as the
 //! docs recommend (broadcast capacity 4096, `KeepAlive::default()`), with
 //! TCP_NODELAY on accepted sockets. It speaks the same HTTP contract as
-//! `ssehub serve` (DESIGN.md section 3) for the routes the load generator and
+//! `ssehub serve` (docs/http-contract.md) for the routes the load generator and
 //! the oha scripts use: `GET /events` (`Last-Event-ID` > `?from` >
 //! `?from_timestamp` resume, `event_type` filter, 410 when the point is gone),
 //! `POST /admin/events` (bearer token, JSON object or array, `{"ids": [...]}`),
