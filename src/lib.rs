@@ -48,7 +48,6 @@ pub mod parse;
 #[cfg(not(loom))]
 mod resume;
 pub mod ring;
-pub mod store;
 #[cfg(not(loom))]
 mod subscription;
 pub mod tag;

@@ -37,7 +37,7 @@
 //!
 //! ```no_run
 //! use std::sync::Arc;
-//! use ssehub::store::{rmcp::{McpEventStore, ScopedSessionManager}, Store};
+//! use ssehub_store::{rmcp::{McpEventStore, ScopedSessionManager}, Store};
 //!
 //! let events = Arc::new(McpEventStore::new(Arc::new(Store::new(64 << 20))));
 //! let sessions = Arc::new(ScopedSessionManager::new(events.clone()));
@@ -64,7 +64,7 @@ use rmcp::transport::streamable_http_server::session::{
     ServerSseMessage, SessionId as McpSessionId, SessionManager,
 };
 
-use super::{EventId, SessionId, Store, StoreError, StoredEvent, StreamId};
+use crate::{EventId, SessionId, Store, StoreError, StoredEvent, StreamId};
 
 /// The one stream of each store session the adapter opens.
 const STREAM: StreamId = StreamId::new(0);
@@ -336,7 +336,7 @@ impl McpEventStore {
     ///
     /// If called outside a tokio runtime.
     pub fn spawn_reclaimer(self: &Arc<Self>, every: Duration) -> tokio::task::JoinHandle<()> {
-        super::spawn_periodic(Arc::downgrade(self), every, |this: &Self| {
+        crate::spawn_periodic(Arc::downgrade(self), every, |this: &Self| {
             this.reclaim_idle(this.store.now());
         })
     }
@@ -631,9 +631,9 @@ mod tests {
 
     #[test]
     fn reclaiming_idle_sessions_prunes_the_maps() {
-        let clock = Arc::new(crate::store::ManualClock::new());
+        let clock = Arc::new(crate::ManualClock::default());
         let store = Store::with_config(
-            crate::store::Config::new(1 << 20)
+            crate::Config::new(1 << 20)
                 .idle_ttl(Duration::from_secs(10))
                 .clock(clock.clone()),
         );

@@ -6,7 +6,7 @@
 //! Run it:
 //!
 //! ```text
-//! cargo run --example mcp_server --features rmcp -- 127.0.0.1:8000
+//! cargo run -p ssehub-store --features rmcp --example mcp_server -- 127.0.0.1:8000
 //! ```
 //!
 //! Then, with any MCP client pointed at `http://127.0.0.1:8000/mcp`, call
@@ -28,7 +28,7 @@
 //! ```
 //!
 //! The server logic lives in [`app`] so the end-to-end test
-//! (`tests/store_rmcp_e2e.rs`) runs the very same server in-process.
+//! (`store/tests/store_rmcp_e2e.rs`) runs the very same server in-process.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -40,8 +40,8 @@ use rmcp::model::{
 use rmcp::service::RequestContext;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use rmcp::{ErrorData, RoleServer, ServerHandler};
-use ssehub::store::rmcp::{McpEventStore, ScopedSessionManager};
-use ssehub::store::Store;
+use ssehub_store::rmcp::{McpEventStore, ScopedSessionManager};
+use ssehub_store::Store;
 
 /// The demo server: one tool, `count`, which reports progress step by step.
 #[derive(Clone, Debug, Default)]

@@ -1,8 +1,8 @@
-//! End to end over real HTTP: the example MCP server (`examples/mcp_server.rs`,
+//! End to end over real HTTP: the example MCP server (`store/examples/mcp_server.rs`,
 //! run in-process on 127.0.0.1:0), a tool call whose SSE stream is dropped
 //! mid-way, and a `GET` with `Last-Event-ID` that must return exactly the
 //! missing events — no gap, no duplicate — and only to the same session.
-#![cfg(all(feature = "rmcp", feature = "http"))]
+#![cfg(feature = "rmcp")]
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -14,8 +14,8 @@ use hyper::body::Incoming;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use serde_json::Value;
-use ssehub::store::rmcp::McpEventStore;
-use ssehub::store::{EventId, Store};
+use ssehub_store::rmcp::McpEventStore;
+use ssehub_store::{EventId, Store};
 use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
 
