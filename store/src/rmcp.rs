@@ -3,28 +3,58 @@
 //! `rmcp` 3.9 (`rmcp::transport::streamable_http_server::session::EventStore`)
 //! asks an event store for two things:
 //!
-//! - `store_event(stream_id, event) -> event id`, called by the session
-//!   worker for every SSE event on a stream before it is sent, and
+//! - `store_event(stream_id, event) -> event id`, called for every SSE event
+//!   on a stream before it is sent, and
 //! - `replay_events_after(last_event_id) -> events`, called with the client's
-//!   `Last-Event-ID` on a `GET` resume — *without* the session id: the trait
-//!   expects the id alone to locate the stream.
+//!   `Last-Event-ID` — *without* the MCP session: the trait expects the id
+//!   alone to locate the stream.
 //!
-//! [`McpEventStore`] maps each `rmcp` stream (`"<session>:common"` for the
-//! standalone `GET` stream, a fresh UUID for each request's `POST` stream)
-//! to a [`Store`] session with one stream, so every event id is a store
-//! [`EventId`]: it locates the stream in O(1) and carries the session secret,
-//! so an id cannot be guessed. Payloads are kept as the JSON the client would
-//! receive (plus the `retry` hint), so the byte budget measures real sizes.
+//! [`McpEventStore`] maps each `rmcp` stream (`"<session>:common"` for a
+//! session's standalone `GET` stream, a fresh UUID for each request's
+//! stream) to a [`Store`] session with one stream, so every event id is a
+//! store [`EventId`]: it locates the stream in O(1) and carries the session
+//! secret, so an id cannot be guessed. Payloads are kept as the JSON the
+//! client would receive (plus the `retry` hint), so the byte budget measures
+//! real sizes.
 //!
-//! Because `rmcp`'s `LocalSessionManager` does not pass the session to the
-//! store when resuming, an id copied from one MCP session would replay in
-//! another. [`ScopedSessionManager`] closes that gap: it wraps
-//! `LocalSessionManager`, binds each store session to the MCP session whose
-//! response stream first carried one of its ids (before the client can see
-//! that id), and refuses to resume an id bound to another session. It also
-//! frees a session's events when the client deletes the session. In `rmcp`'s
-//! stateless mode (`NeverSessionManager::with_event_store`) there is no
-//! session to scope to; the id's 64-bit secret is then the only capability.
+//! # Scoping: who may replay an id
+//!
+//! Every stream has a scope, fixed when its first event is stored:
+//!
+//! - **Session streams** belong to an MCP session (protocol versions up to
+//!   `2025-11-25`, served by [`ScopedSessionManager`]). Only that session
+//!   may replay them, through the session manager's `resume`, which checks
+//!   the owner. A replay that starts without the owning session is refused,
+//!   even before the owner is known: `rmcp`'s `GET` on protocol
+//!   `2026-07-28` and later goes straight to `replay_events_after`,
+//!   whatever `Mcp-Session-Id` it carries, and [`McpEventStore::replay`]
+//!   has no session either. The standalone stream names its session;
+//!   [`ScopedSessionManager`] stores a request's events through a handle of
+//!   its own, so they are session streams from the first event, and binds
+//!   them to their MCP session as the first one leaves (before the client
+//!   can see an id).
+//! - **Stateless streams** have no MCP session (protocol `2026-07-28`, or
+//!   `rmcp`'s stateless mode): the id's 64-bit secret is the capability,
+//!   and `replay_events_after` serves them.
+//!
+//! Used without [`ScopedSessionManager`] (a plain `LocalSessionManager`
+//! given this store), request streams are stored as stateless streams, so
+//! nothing but the secret guards them: use [`ScopedSessionManager`].
+//!
+//! # Resuming
+//!
+//! A resume of a request's stream stays open until the call is answered: it
+//! delivers what is stored after the id, then each event as it is stored,
+//! and ends after the JSON-RPC response — or earlier if the store session
+//! goes away (closed with its MCP session, reclaimed as idle) or the events
+//! it needs were evicted. A resumed standalone stream delivers what is
+//! stored after the id and then goes on as the session's live standalone
+//! stream (or, if the session already has one open, as a keep-alive-only
+//! stream beside it, as `rmcp` does). A refused or failed resume is, as
+//! `rmcp` answers it, an empty stream that closes at once.
+//!
+//! Check `Last-Event-ID` with [`check_last_event_id`] in front of `rmcp`:
+//! `rmcp` treats a non-ASCII value as absent and opens a live stream.
 //!
 //! Memory: the budget is exact as for any [`Store`]. The maps from `rmcp`
 //! stream ids and MCP sessions to store sessions hold one entry per live
@@ -53,18 +83,24 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
-use futures_util::StreamExt;
 use parking_lot::Mutex;
-use rmcp::model::{ClientJsonRpcMessage, ServerJsonRpcMessage};
-use rmcp::transport::streamable_http_server::session::local::{
-    LocalSessionManager, LocalSessionManagerError, SessionConfig,
-};
+use rmcp::model::ServerJsonRpcMessage;
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManagerError;
 use rmcp::transport::streamable_http_server::session::{
-    EventId as RmcpEventId, EventStore, EventStoreError, EventStream, RestoreOutcome,
-    ServerSseMessage, SessionId as McpSessionId, SessionManager,
+    EventId as RmcpEventId, EventStore, EventStoreError, EventStream, ServerSseMessage,
+    SessionId as McpSessionId,
 };
+use tokio::sync::Notify;
 
 use crate::{EventId, SessionId, Store, StoreError, StoredEvent, StreamId};
+
+mod follow;
+mod last_event_id;
+mod scoped;
+
+use follow::follow;
+pub use last_event_id::{check_last_event_id, LastEventIdError};
+pub use scoped::ScopedSessionManager;
 
 /// The one stream of each store session the adapter opens.
 const STREAM: StreamId = StreamId::new(0);
@@ -78,7 +114,8 @@ const HAS_MESSAGE: u8 = 2;
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum AdapterError {
-    /// The store refused (evicted, unknown session, malformed id, ...).
+    /// The store refused (evicted, unknown session, malformed id, an id of
+    /// another session's stream, ...).
     Store(StoreError),
     /// A message could not be encoded or a stored one decoded.
     Codec(serde_json::Error),
@@ -112,6 +149,15 @@ impl From<StoreError> for AdapterError {
     }
 }
 
+/// Who may replay a store session's events (see the [module docs](self)).
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Scope {
+    /// No MCP session: the id's secret is the capability.
+    Stateless,
+    /// A stream of an MCP session, `None` until the session is known.
+    Session(Option<McpSessionId>),
+}
+
 /// What the adapter knows about one store session.
 #[derive(Debug)]
 struct Binding {
@@ -119,8 +165,26 @@ struct Binding {
     session: SessionId,
     /// The `rmcp` stream id it stores.
     stream: String,
-    /// The MCP session allowed to resume it, once known.
-    owner: Option<McpSessionId>,
+    /// Who may replay it.
+    scope: Scope,
+    /// Woken after every append and when the session goes away.
+    wake: Arc<Notify>,
+}
+
+/// One `rmcp` stream's store session and its wake-up.
+#[derive(Debug, Clone)]
+struct Entry {
+    session: SessionId,
+    wake: Arc<Notify>,
+}
+
+/// Where a permitted resume starts.
+#[derive(Debug)]
+struct Permit {
+    /// The stream's wake-up.
+    wake: Arc<Notify>,
+    /// Whether it is a session's standalone stream.
+    standalone: bool,
 }
 
 /// An `rmcp` [`EventStore`] backed by a [`Store`]. See the
@@ -128,7 +192,7 @@ struct Binding {
 pub struct McpEventStore {
     store: Arc<Store>,
     /// `rmcp` stream id -> store session, sharded by a hash of the id.
-    streams: Box<[Mutex<HashMap<String, SessionId>>]>,
+    streams: Box<[Mutex<HashMap<String, Entry>>]>,
     hasher: RandomState,
     /// Store session key -> binding.
     bindings: Mutex<HashMap<u64, Binding>>,
@@ -161,42 +225,60 @@ impl McpEventStore {
         &self.store
     }
 
-    fn stream_shard(&self, stream_id: &str) -> &Mutex<HashMap<String, SessionId>> {
+    fn stream_shard(&self, stream_id: &str) -> &Mutex<HashMap<String, Entry>> {
         let h = self.hasher.hash_one(stream_id) as usize;
         &self.streams[h % self.streams.len()]
     }
 
     /// The store session holding `stream_id`, opened on first use (or again
-    /// if the store reclaimed the old one).
-    fn session_for(&self, stream_id: &str, stale: Option<SessionId>) -> SessionId {
+    /// if the store reclaimed the old one, `stale`). A new one is a session
+    /// stream if `stream_id` is a standalone stream or `of_session` says so.
+    fn session_for(&self, stream_id: &str, stale: Option<SessionId>, of_session: bool) -> Entry {
         let mut map = self.stream_shard(stream_id).lock();
         match map.get(stream_id) {
-            Some(&s) if Some(s) != stale => return s,
+            Some(e) if Some(e.session) != stale => return e.clone(),
             _ => {}
         }
-        let s = self.store.open();
+        let session = self.store.open();
         // A fresh session always gets stream 0.
-        let _ = self.store.open_stream(s);
-        map.insert(stream_id.to_owned(), s);
-        drop(map);
+        let _ = self.store.open_stream(session);
+        let entry = Entry {
+            session,
+            wake: Arc::new(Notify::new()),
+        };
+        map.insert(stream_id.to_owned(), entry.clone());
         // The standalone stream names its MCP session; request streams are
         // bound when their first event leaves through the session manager.
-        let owner = stream_id.strip_suffix(":common").map(McpSessionId::from);
-        if let Some(owner) = &owner {
-            self.owned.lock().entry(owner.clone()).or_default().push(s);
-        }
+        let scope = match stream_id.strip_suffix(":common") {
+            Some(owner) => {
+                let owner = McpSessionId::from(owner);
+                self.owned
+                    .lock()
+                    .entry(owner.clone())
+                    .or_default()
+                    .push(session);
+                Scope::Session(Some(owner))
+            }
+            None if of_session => Scope::Session(None),
+            None => Scope::Stateless,
+        };
+        // Bound before the map is unlocked, so before any id of it exists.
         self.bindings.lock().insert(
-            s.key(),
+            session.key(),
             Binding {
-                session: s,
+                session,
                 stream: stream_id.to_owned(),
-                owner,
+                scope,
+                wake: entry.wake.clone(),
             },
         );
-        s
+        entry
     }
 
-    /// Stores one event of `rmcp` stream `stream_id`; returns its id.
+    /// Stores one event of `rmcp` stream `stream_id`; returns its id. A new
+    /// stream is a stateless stream unless it is a standalone stream
+    /// (`"<session>:common"`); [`ScopedSessionManager`] stores its request
+    /// streams as session streams.
     ///
     /// # Errors
     ///
@@ -207,29 +289,86 @@ impl McpEventStore {
         stream_id: &str,
         event: &ServerSseMessage,
     ) -> Result<EventId, AdapterError> {
+        self.append_scoped(stream_id, event, false)
+    }
+
+    fn append_scoped(
+        &self,
+        stream_id: &str,
+        event: &ServerSseMessage,
+        of_session: bool,
+    ) -> Result<EventId, AdapterError> {
         let data = encode(event)?;
-        let mut session = self.session_for(stream_id, None);
-        let index = match self.store.append(session, STREAM, data.clone()) {
+        let mut entry = self.session_for(stream_id, None, of_session);
+        let index = match self.store.append(entry.session, STREAM, data.clone()) {
             Err(StoreError::UnknownSession) => {
                 // Reclaimed as idle meanwhile: the old ids stay invalid and
                 // the stream continues in a new store session.
-                session = self.session_for(stream_id, Some(session));
-                self.store.append(session, STREAM, data)?
+                entry = self.session_for(stream_id, Some(entry.session), of_session);
+                self.store.append(entry.session, STREAM, data)?
             }
             other => other?,
         };
-        Ok(self.store.event_id(session, STREAM, index))
+        entry.wake.notify_waiters();
+        Ok(self.store.event_id(entry.session, STREAM, index))
     }
 
-    /// The events after `last_event_id`, with the ids they were sent with.
+    /// Whether `id` may be replayed by `by` (`None`: by a request without an
+    /// MCP session).
+    fn permit(&self, id: &EventId, by: Option<&McpSessionId>) -> Result<Permit, StoreError> {
+        let bindings = self.bindings.lock();
+        let binding = bindings
+            .get(&id.session.key())
+            .filter(|b| b.session == id.session)
+            .ok_or(StoreError::UnknownSession)?;
+        let permit = || Permit {
+            wake: binding.wake.clone(),
+            standalone: binding.stream.ends_with(":common"),
+        };
+        match (&binding.scope, by) {
+            (Scope::Stateless, None) => Ok(permit()),
+            (Scope::Session(Some(owner)), Some(by)) if owner == by => Ok(permit()),
+            (Scope::Session(_), None) | (Scope::Session(Some(_)), Some(_)) => {
+                Err(StoreError::WrongSession)
+            }
+            (Scope::Stateless | Scope::Session(None), Some(_)) => Err(StoreError::UnknownSession),
+        }
+    }
+
+    /// The events after `last_event_id` with the ids they were sent with,
+    /// for a caller without an MCP session: only a stateless stream's.
     ///
     /// # Errors
     ///
-    /// [`AdapterError::Store`] for a malformed, forged, evicted or future id;
-    /// never a partial replay.
+    /// [`AdapterError::Store`] for a malformed, forged, evicted or future id,
+    /// and with [`StoreError::WrongSession`] for an id of an MCP session's
+    /// stream; never a partial replay.
     pub fn replay(&self, last_event_id: &str) -> Result<Vec<ServerSseMessage>, AdapterError> {
         let id = EventId::parse(last_event_id)?;
-        let events = self.store.replay(&id)?;
+        self.permit(&id, None)?;
+        self.replay_permitted(&id)
+    }
+
+    /// As [`replay`](Self::replay), on behalf of MCP session `owner`: only
+    /// the streams of that session.
+    ///
+    /// # Errors
+    ///
+    /// As [`replay`](Self::replay); [`StoreError::WrongSession`] for an id of
+    /// another session's stream, [`StoreError::UnknownSession`] for one of a
+    /// stream with no owner.
+    pub fn replay_as(
+        &self,
+        owner: &McpSessionId,
+        last_event_id: &str,
+    ) -> Result<Vec<ServerSseMessage>, AdapterError> {
+        let id = EventId::parse(last_event_id)?;
+        self.permit(&id, Some(owner))?;
+        self.replay_permitted(&id)
+    }
+
+    fn replay_permitted(&self, id: &EventId) -> Result<Vec<ServerSseMessage>, AdapterError> {
+        let events = self.store.replay(id)?;
         events
             .into_iter()
             .map(|StoredEvent { index, data }| {
@@ -244,20 +383,39 @@ impl McpEventStore {
             .collect()
     }
 
+    /// The resumed stream of a request's stream after `id`, which the caller
+    /// was permitted: it follows the stream to the call's response.
+    ///
+    /// # Errors
+    ///
+    /// What a replay from `id` fails with now (unknown, evicted or future
+    /// position): a resume that cannot work is refused at once.
+    fn follow_permitted(
+        &self,
+        id: EventId,
+        wake: Arc<Notify>,
+    ) -> Result<EventStream, AdapterError> {
+        self.store.after(id.session, id.stream, id.index)?;
+        Ok(follow(self.store.clone(), wake, id))
+    }
+
     /// Binds the store session of `event_id` to MCP session `owner` unless
-    /// it is bound already; returns whether `owner` owns it now.
+    /// it has an owner already; returns whether `owner` owns it now.
     fn bind(&self, event_id: &str, owner: &McpSessionId) -> bool {
         let Ok(id) = EventId::parse(event_id) else {
             return false;
         };
         let mut bindings = self.bindings.lock();
-        let Some(b) = bindings.get_mut(&id.session.key()) else {
+        let Some(b) = bindings
+            .get_mut(&id.session.key())
+            .filter(|b| b.session == id.session)
+        else {
             return false;
         };
-        match &b.owner {
-            Some(o) => o == owner,
-            None => {
-                b.owner = Some(owner.clone());
+        match &b.scope {
+            Scope::Session(Some(o)) => o == owner,
+            Scope::Session(None) | Scope::Stateless => {
+                b.scope = Scope::Session(Some(owner.clone()));
                 drop(bindings);
                 self.owned
                     .lock()
@@ -270,17 +428,10 @@ impl McpEventStore {
     }
 
     /// Whether `event_id` belongs to a stream of MCP session `owner`.
+    #[cfg(test)]
     fn owns(&self, event_id: &str, owner: &McpSessionId) -> Result<(), StoreError> {
         let id = EventId::parse(event_id)?;
-        let bindings = self.bindings.lock();
-        match bindings
-            .get(&id.session.key())
-            .and_then(|b| b.owner.as_ref())
-        {
-            Some(o) if o == owner => Ok(()),
-            Some(_) => Err(StoreError::WrongSession),
-            None => Err(StoreError::UnknownSession),
-        }
+        self.permit(&id, Some(owner)).map(|_| ())
     }
 
     /// Frees every stream of a finished MCP session.
@@ -298,9 +449,12 @@ impl McpEventStore {
         let binding = self.bindings.lock().remove(&key);
         if let Some(b) = binding {
             let mut map = self.stream_shard(&b.stream).lock();
-            if map.get(&b.stream).is_some_and(|s| s.key() == key) {
+            if map.get(&b.stream).is_some_and(|e| e.session.key() == key) {
                 map.remove(&b.stream);
             }
+            drop(map);
+            // Followers of the stream find the session gone and end.
+            b.wake.notify_waiters();
         }
     }
 
@@ -379,6 +533,8 @@ fn decode(data: &[u8]) -> Result<ServerSseMessage, AdapterError> {
     Ok(msg)
 }
 
+/// The store as `rmcp` uses it outside a session: its stateless streams and
+/// its session-less `GET` resume (protocol `2026-07-28` and later).
 #[async_trait::async_trait]
 impl EventStore for McpEventStore {
     async fn store_event(
@@ -389,154 +545,16 @@ impl EventStore for McpEventStore {
         Ok(self.append(stream_id, event)?.to_string())
     }
 
+    /// Refuses an id of an MCP session's stream: this call carries no
+    /// session (see the [module docs](self)). A stateless stream's resume
+    /// stays open until its call is answered.
     async fn replay_events_after(
         &self,
         last_event_id: &str,
     ) -> Result<EventStream, EventStoreError> {
-        let events = self.replay(last_event_id)?;
-        Ok(Box::pin(futures_util::stream::iter(events)))
-    }
-}
-
-/// `rmcp`'s `LocalSessionManager` with resumption scoped to the session.
-/// See the [module docs](self).
-#[derive(Debug)]
-pub struct ScopedSessionManager {
-    inner: LocalSessionManager,
-    events: Arc<McpEventStore>,
-}
-
-impl ScopedSessionManager {
-    /// A session manager storing every SSE event in `events`.
-    pub fn new(events: Arc<McpEventStore>) -> Self {
-        Self::with_config(events, SessionConfig::default())
-    }
-
-    /// As [`new`](Self::new), with `rmcp`'s per-session settings.
-    pub fn with_config(events: Arc<McpEventStore>, config: SessionConfig) -> Self {
-        let mut inner = LocalSessionManager::default().with_event_store(events.clone());
-        inner.session_config = config;
-        Self { inner, events }
-    }
-
-    /// The event store.
-    pub fn events(&self) -> &Arc<McpEventStore> {
-        &self.events
-    }
-
-    /// Binds the stream's ids to `id` as its events go out.
-    fn bound(
-        &self,
-        id: &McpSessionId,
-        stream: impl futures_core::Stream<Item = ServerSseMessage> + Send + Sync + 'static,
-    ) -> impl futures_core::Stream<Item = ServerSseMessage> + Send + Sync + 'static {
-        let events = self.events.clone();
-        let owner = id.clone();
-        let mut bound = false;
-        stream.map(move |msg| {
-            if !bound {
-                if let Some(event_id) = &msg.event_id {
-                    bound = events.bind(event_id, &owner);
-                }
-            }
-            msg
-        })
-    }
-}
-
-impl SessionManager for ScopedSessionManager {
-    type Error = AdapterError;
-    type Transport = <LocalSessionManager as SessionManager>::Transport;
-
-    async fn create_session(&self) -> Result<(McpSessionId, Self::Transport), Self::Error> {
-        SessionManager::create_session(&self.inner)
-            .await
-            .map_err(AdapterError::Session)
-    }
-
-    async fn initialize_session(
-        &self,
-        id: &McpSessionId,
-        message: ClientJsonRpcMessage,
-    ) -> Result<ServerJsonRpcMessage, Self::Error> {
-        SessionManager::initialize_session(&self.inner, id, message)
-            .await
-            .map_err(AdapterError::Session)
-    }
-
-    async fn has_session(&self, id: &McpSessionId) -> Result<bool, Self::Error> {
-        SessionManager::has_session(&self.inner, id)
-            .await
-            .map_err(AdapterError::Session)
-    }
-
-    async fn close_session(&self, id: &McpSessionId) -> Result<(), Self::Error> {
-        let closed = SessionManager::close_session(&self.inner, id).await;
-        self.events.close_mcp_session(id);
-        closed.map_err(AdapterError::Session)
-    }
-
-    async fn create_stream(
-        &self,
-        id: &McpSessionId,
-        message: ClientJsonRpcMessage,
-    ) -> Result<
-        impl futures_core::Stream<Item = ServerSseMessage> + Send + Sync + 'static,
-        Self::Error,
-    > {
-        let stream = SessionManager::create_stream(&self.inner, id, message)
-            .await
-            .map_err(AdapterError::Session)?;
-        Ok(self.bound(id, stream))
-    }
-
-    async fn accept_message(
-        &self,
-        id: &McpSessionId,
-        message: ClientJsonRpcMessage,
-    ) -> Result<(), Self::Error> {
-        SessionManager::accept_message(&self.inner, id, message)
-            .await
-            .map_err(AdapterError::Session)
-    }
-
-    async fn create_standalone_stream(
-        &self,
-        id: &McpSessionId,
-    ) -> Result<
-        impl futures_core::Stream<Item = ServerSseMessage> + Send + Sync + 'static,
-        Self::Error,
-    > {
-        let stream = SessionManager::create_standalone_stream(&self.inner, id)
-            .await
-            .map_err(AdapterError::Session)?;
-        Ok(self.bound(id, stream))
-    }
-
-    async fn resume(
-        &self,
-        id: &McpSessionId,
-        last_event_id: String,
-    ) -> Result<
-        impl futures_core::Stream<Item = ServerSseMessage> + Send + Sync + 'static,
-        Self::Error,
-    > {
-        self.events.owns(&last_event_id, id)?;
-        let events = self.events.replay(&last_event_id)?;
-        Ok(futures_util::stream::iter(events))
-    }
-
-    async fn restore_session(
-        &self,
-        id: McpSessionId,
-    ) -> Result<RestoreOutcome<Self::Transport>, Self::Error> {
-        SessionManager::restore_session(&self.inner, id)
-            .await
-            .map_err(AdapterError::Session)
-    }
-
-    fn event_store(&self) -> Option<Arc<dyn EventStore>> {
-        Some(self.events.clone())
+        let id = EventId::parse(last_event_id).map_err(AdapterError::Store)?;
+        let permit = self.permit(&id, None).map_err(AdapterError::Store)?;
+        Ok(self.follow_permitted(id, permit.wake)?)
     }
 }
 
@@ -575,7 +593,10 @@ mod tests {
             .map(|n| events.append("s1:common", &progress(n)).expect("stored"))
             .collect();
         assert_eq!(ids[0].index, priming.index + 1);
-        let replay = events.replay(&priming.to_string()).expect("replayable");
+        let s1: McpSessionId = "s1".into();
+        let replay = events
+            .replay_as(&s1, &priming.to_string())
+            .expect("replayable");
         assert_eq!(replay.len(), 3);
         for (got, (id, n)) in replay.iter().zip(ids.iter().zip(1..)) {
             assert_eq!(got.event_id.as_deref(), Some(id.to_string().as_str()));
@@ -583,7 +604,8 @@ mod tests {
             assert_eq!(got.retry, None);
         }
         let first = events
-            .replay(
+            .replay_as(
+                &s1,
                 &events
                     .store
                     .event_id(priming.session, priming.stream, 0)
@@ -621,8 +643,8 @@ mod tests {
         );
 
         events.close_mcp_session(&a);
-        assert!(events.replay(&common.to_string()).is_err());
-        assert!(events.replay(&request.to_string()).is_err());
+        assert!(events.replay_as(&a, &common.to_string()).is_err());
+        assert!(events.replay_as(&a, &request.to_string()).is_err());
         assert_eq!(events.store.used_bytes(), 0);
         // A new event on a closed stream id starts a fresh store session.
         let again = events.append("uuid-1", &progress(3)).expect("stored");
@@ -645,6 +667,117 @@ mod tests {
         assert!(events.bindings.lock().is_empty());
         assert!(events.owned.lock().is_empty());
         assert!(events.streams.iter().all(|m| m.lock().is_empty()));
-        assert!(events.replay(&id.to_string()).is_err());
+        assert!(events.replay_as(&"x".into(), &id.to_string()).is_err());
+    }
+
+    fn response(id: u32) -> ServerSseMessage {
+        let json = format!(r#"{{"jsonrpc":"2.0","id":{id},"result":{{}}}}"#);
+        let message: ServerJsonRpcMessage = serde_json::from_str(&json).expect("valid message");
+        ServerSseMessage::from_message(message)
+    }
+
+    #[test]
+    fn a_replay_without_a_session_gets_only_stateless_streams() {
+        let events = adapter();
+        let owner: McpSessionId = "a".into();
+        let common = events.append("a:common", &progress(1)).expect("stored");
+        // A request stream of a session, as `ScopedSessionManager` stores
+        // it: refused before its owner is known, and after.
+        let request = events
+            .append_scoped("uuid-1", &progress(1), true)
+            .expect("stored");
+        events
+            .append_scoped("uuid-1", &progress(2), true)
+            .expect("stored");
+        let stateless = events.append("uuid-2", &progress(1)).expect("stored");
+        events.append("uuid-2", &progress(2)).expect("stored");
+        let refused = |id: &EventId| match events.replay(&id.to_string()) {
+            Err(AdapterError::Store(e)) => e,
+            other => panic!("{id} replayed without a session: {other:?}"),
+        };
+        assert_eq!(refused(&common), StoreError::WrongSession);
+        assert_eq!(refused(&request), StoreError::WrongSession);
+        assert!(events.bind(&request.to_string(), &owner));
+        assert_eq!(refused(&request), StoreError::WrongSession);
+        assert_eq!(
+            events
+                .replay_as(&owner, &request.to_string())
+                .expect("owner")
+                .len(),
+            1
+        );
+        assert_eq!(
+            events
+                .replay(&stateless.to_string())
+                .expect("stateless")
+                .len(),
+            1
+        );
+        assert!(events.replay_as(&owner, &stateless.to_string()).is_err());
+    }
+
+    #[tokio::test]
+    async fn a_resume_follows_the_stream_until_the_response() {
+        use futures_util::StreamExt;
+        let events = Arc::new(adapter());
+        let first = events.append("uuid-3", &progress(1)).expect("stored");
+        let mut resumed = events
+            .replay_events_after(&first.to_string())
+            .await
+            .expect("stateless stream");
+        let writer = {
+            let events = events.clone();
+            tokio::spawn(async move {
+                for n in 2..=4 {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    events.append("uuid-3", &progress(n)).expect("stored");
+                }
+                events.append("uuid-3", &response(7)).expect("stored");
+                // Not delivered: the resume ended with the response.
+                events.append("uuid-3", &progress(5)).expect("stored");
+            })
+        };
+        let mut got = Vec::new();
+        while let Some(msg) = tokio::time::timeout(Duration::from_secs(10), resumed.next())
+            .await
+            .expect("the resume moves on")
+        {
+            got.push(json(&msg).expect("a message"));
+        }
+        writer.await.expect("writer");
+        let progress: Vec<_> = got
+            .iter()
+            .filter_map(|v| v["params"]["progress"].as_f64())
+            .collect();
+        assert_eq!(progress, [2.0, 3.0, 4.0]);
+        assert_eq!(got.len(), 4, "{got:?}");
+        assert_eq!(got[3]["id"], 7);
+    }
+
+    #[tokio::test]
+    async fn a_resume_ends_when_its_session_goes() {
+        use futures_util::StreamExt;
+        let events = Arc::new(adapter());
+        let owner: McpSessionId = "b".into();
+        let request = events
+            .append_scoped("uuid-4", &progress(1), true)
+            .expect("stored");
+        assert!(events.bind(&request.to_string(), &owner));
+        let permit = events.permit(&request, Some(&owner)).expect("owner");
+        let mut resumed = events
+            .follow_permitted(request, permit.wake)
+            .expect("follows");
+        let closer = {
+            let events = events.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                events.close_mcp_session(&owner);
+            })
+        };
+        let end = tokio::time::timeout(Duration::from_secs(10), resumed.next())
+            .await
+            .expect("the resume ends");
+        assert!(end.is_none());
+        closer.await.expect("closer");
     }
 }

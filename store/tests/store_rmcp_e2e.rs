@@ -13,6 +13,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
+use rmcp::transport::streamable_http_server::session::SessionId as McpSessionId;
 use serde_json::Value;
 use ssehub_store::rmcp::McpEventStore;
 use ssehub_store::{EventId, Store};
@@ -234,6 +235,7 @@ async fn dropped_tool_call_resumes_with_exactly_the_missing_events() {
     const DROP_AFTER: u64 = 3;
     let (addr, events) = start().await;
     let client = Client::open(addr).await;
+    let owner: McpSessionId = client.session.as_deref().expect("a session").into();
 
     let call = format!(
         r#"{{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{{"name":"count","arguments":{{"steps":{STEPS},"delay_ms":60}},"_meta":{{"progressToken":"p1"}}}}}}"#
@@ -265,7 +267,7 @@ async fn dropped_tool_call_resumes_with_exactly_the_missing_events() {
     tokio::time::timeout(TIMEOUT, async {
         loop {
             let done = events
-                .replay(&last_seen)
+                .replay_as(&owner, &last_seen)
                 .expect("replayable")
                 .iter()
                 .any(|m| {
@@ -342,7 +344,7 @@ async fn dropped_tool_call_resumes_with_exactly_the_missing_events() {
     let (resp, _conn) = client.send(req, "").await;
     assert!(resp.status().is_success(), "{}", resp.status());
     assert!(events.store().used_bytes() < used);
-    assert!(events.replay(&last_seen).is_err());
+    assert!(events.replay_as(&owner, &last_seen).is_err());
 }
 
 /// A `GET /mcp` with exactly `headers` (raw bytes allowed), on its own
