@@ -38,8 +38,11 @@ impl fmt::Display for LastEventIdError {
 
 impl std::error::Error for LastEventIdError {}
 
-/// Checks the `Last-Event-ID` headers of a request; answer an error with
-/// `400 Bad Request` (see the [module docs](self) for why).
+/// Checks the `Last-Event-ID` headers of a request before `rmcp` sees it;
+/// answer an error with `400 Bad Request`. `rmcp` reads the header with
+/// `to_str().ok()`, so a value that is not visible ASCII would read as
+/// absent and a resume would open a live stream instead; of two headers it
+/// would take the first.
 ///
 /// # Errors
 ///

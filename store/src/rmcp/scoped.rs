@@ -1,21 +1,5 @@
-//! `rmcp`'s `LocalSessionManager` with every resume scoped to its session.
-//!
-//! `LocalSessionManager` hands the `Last-Event-ID` of a resume to the event
-//! store alone, so an id copied from one MCP session would replay in
-//! another. [`ScopedSessionManager`] wraps it:
-//!
-//! - the inner manager stores its streams through [`SessionEvents`], so a
-//!   request's stream is a session stream from its first event: no replay
-//!   without the owning session can reach it, even before the owner is
-//!   known;
-//! - each stream is bound to the MCP session whose response stream first
-//!   carries one of its ids, before the client can see that id (and bound
-//!   again if the store reclaimed it and it continues in a new store
-//!   session);
-//! - `resume` replays only ids bound to the session asking, following a
-//!   request's stream until its response, and re-attaching a standalone
-//!   stream to the session's live one;
-//! - closing the session frees its events.
+//! `rmcp`'s `LocalSessionManager` with every resume scoped to its session
+//! (see [`ScopedSessionManager`]).
 
 use std::sync::Arc;
 
@@ -57,7 +41,25 @@ impl EventStore for SessionEvents {
 }
 
 /// `rmcp`'s `LocalSessionManager` with resumption scoped to the session.
-/// See the [module docs](self).
+///
+/// `LocalSessionManager` hands the `Last-Event-ID` of a resume to the event
+/// store alone, so an id copied from one MCP session would replay in
+/// another. This wraps it:
+///
+/// - the inner manager stores its streams through a handle that makes every
+///   stream it opens a session stream from its first event, so no replay
+///   without the owning session can reach it, even before the owner is
+///   known;
+/// - each stream is bound to the MCP session whose response stream first
+///   carries one of its ids, before the client can see that id (and bound
+///   again if the store reclaimed it and it continues in a new store
+///   session);
+/// - `resume` replays only ids bound to the session asking, following a
+///   request's stream until its response, and re-attaching a standalone
+///   stream to the session's live one;
+/// - closing the session frees its events.
+///
+/// See [the adapter docs](crate::rmcp) for scopes and resuming.
 #[derive(Debug)]
 pub struct ScopedSessionManager {
     inner: LocalSessionManager,
