@@ -103,7 +103,6 @@ pub(crate) mod loom;
 #[cfg(not(loom))]
 mod resume;
 pub mod ring;
-pub mod store;
 #[cfg(not(loom))]
 mod subscription;
 pub mod tag;

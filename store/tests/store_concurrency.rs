@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::thread;
 
 use bytes::Bytes;
-use ssehub::store::{message_cost, Config, SessionId, Store, StoreError, StreamId};
+use ssehub_store::{message_cost, Config, SessionId, Store, StoreError, StreamId};
 
 const THREADS: usize = 4;
 const SESSIONS_PER_THREAD: usize = 50;
@@ -21,7 +21,7 @@ fn payload(key: u64, stream: u32, index: u64) -> Bytes {
     Bytes::from(v)
 }
 
-fn check_run(key: u64, stream: u32, after: u64, events: &[ssehub::store::StoredEvent]) {
+fn check_run(key: u64, stream: u32, after: u64, events: &[ssehub_store::StoredEvent]) {
     for (i, e) in events.iter().enumerate() {
         assert_eq!(e.index, after + 1 + i as u64, "gap or repeat");
         assert_eq!(e.data, payload(key, stream, e.index), "wrong data");

@@ -1,8 +1,8 @@
-//! End to end over real HTTP: the example MCP server (`examples/mcp_server.rs`,
+//! End to end over real HTTP: the example MCP server (`store/examples/mcp_server.rs`,
 //! run in-process on 127.0.0.1:0), a tool call whose SSE stream is dropped
 //! mid-way, and a `GET` with `Last-Event-ID` that must return exactly the
 //! missing events — no gap, no duplicate — and only to the same session.
-#![cfg(all(feature = "rmcp", feature = "axum"))]
+#![cfg(feature = "rmcp")]
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -13,9 +13,10 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
+use rmcp::transport::streamable_http_server::session::SessionId as McpSessionId;
 use serde_json::Value;
-use ssehub::store::rmcp::McpEventStore;
-use ssehub::store::{EventId, Store};
+use ssehub_store::rmcp::McpEventStore;
+use ssehub_store::{EventId, Store};
 use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
 
@@ -234,6 +235,7 @@ async fn dropped_tool_call_resumes_with_exactly_the_missing_events() {
     const DROP_AFTER: u64 = 3;
     let (addr, events) = start().await;
     let client = Client::open(addr).await;
+    let owner: McpSessionId = client.session.as_deref().expect("a session").into();
 
     let call = format!(
         r#"{{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{{"name":"count","arguments":{{"steps":{STEPS},"delay_ms":60}},"_meta":{{"progressToken":"p1"}}}}}}"#
@@ -265,7 +267,7 @@ async fn dropped_tool_call_resumes_with_exactly_the_missing_events() {
     tokio::time::timeout(TIMEOUT, async {
         loop {
             let done = events
-                .replay(&last_seen)
+                .replay_as(&owner, &last_seen)
                 .expect("replayable")
                 .iter()
                 .any(|m| {
@@ -342,5 +344,151 @@ async fn dropped_tool_call_resumes_with_exactly_the_missing_events() {
     let (resp, _conn) = client.send(req, "").await;
     assert!(resp.status().is_success(), "{}", resp.status());
     assert!(events.store().used_bytes() < used);
-    assert!(events.replay(&last_seen).is_err());
+    assert!(events.replay_as(&owner, &last_seen).is_err());
+}
+
+/// A `GET /mcp` with exactly `headers` (raw bytes allowed), on its own
+/// connection.
+async fn raw_get(addr: SocketAddr, headers: &[(&str, &[u8])]) -> (u16, SseReader) {
+    let stream = TcpStream::connect(addr).await.expect("connect");
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .expect("handshake");
+    let conn = tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    let mut req = Request::get("/mcp")
+        .header("host", addr.to_string())
+        .header("accept", "text/event-stream");
+    for (name, value) in headers {
+        req = req.header(
+            *name,
+            hyper::header::HeaderValue::from_bytes(value).expect("a legal header value"),
+        );
+    }
+    let req: Request<Full<Bytes>> = req.body(Full::new(Bytes::new())).expect("request");
+    let resp = tokio::time::timeout(TIMEOUT, sender.send_request(req))
+        .await
+        .expect("response in time")
+        .expect("response");
+    let status = resp.status().as_u16();
+    (
+        status,
+        SseReader {
+            body: resp.into_body(),
+            buf: String::new(),
+            conn,
+        },
+    )
+}
+
+/// Starts the `count` tool on `client` and reads until progress `upto`;
+/// returns the stream (still open) and the events read.
+async fn call_until(
+    client: &Client,
+    steps: u64,
+    delay_ms: u64,
+    upto: u64,
+) -> (SseReader, Vec<SseEvent>) {
+    let call = format!(
+        r#"{{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{{"name":"count","arguments":{{"steps":{steps},"delay_ms":{delay_ms}}},"_meta":{{"progressToken":"p1"}}}}}}"#
+    );
+    let (status, mut stream) = client.post(&call).await;
+    assert_eq!(status, 200);
+    let mut before = Vec::new();
+    loop {
+        let e = stream.next().await.expect("stream stays open mid-call");
+        let p = e.progress();
+        before.push(e);
+        if p == Some(upto) {
+            return (stream, before);
+        }
+    }
+}
+
+/// Issue 10, item 8: on the newest protocol version rmcp hands a `GET`'s
+/// `Last-Event-ID` straight to `EventStore::replay_events_after`, without
+/// the session manager. An id of one session's stream must replay nothing
+/// there — not to a request without a session, not to another session.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn newest_protocol_get_replays_no_session_bound_id() {
+    let (addr, _events) = start().await;
+    let owner = Client::open(addr).await;
+    let (stream, before) = call_until(&owner, 6, 40, 2).await;
+    let stolen_id = before.last().and_then(|e| e.id.clone()).expect("an id");
+    // Let the call finish, so that everything is stored.
+    let rest = stream.all().await;
+    assert!(rest.iter().any(|e| e.is_result(2)), "{rest:?}");
+
+    let other = Client::open(addr).await;
+    let other_session = other.session.clone().expect("a session");
+    let attempts: [Vec<(&str, &[u8])>; 2] = [
+        vec![
+            ("mcp-protocol-version", b"2026-07-28"),
+            ("last-event-id", stolen_id.as_bytes()),
+        ],
+        vec![
+            ("mcp-protocol-version", b"2026-07-28"),
+            ("mcp-session-id", other_session.as_bytes()),
+            ("last-event-id", stolen_id.as_bytes()),
+        ],
+    ];
+    for headers in attempts {
+        let (_, reader) = raw_get(addr, &headers).await;
+        let got = reader.all().await;
+        assert!(got.is_empty(), "{headers:?} replayed {got:?}");
+    }
+}
+
+/// Issue 10, item 9: a `Last-Event-ID` that is not visible ASCII (rmcp reads
+/// it with `to_str().ok()` and would open a live stream instead) is refused
+/// with a clear 400.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn non_ascii_last_event_id_is_a_clear_400() {
+    let (addr, _events) = start().await;
+    let client = Client::open(addr).await;
+    let session = client.session.clone().expect("a session");
+    for version in [&b"2025-06-18"[..], b"2026-07-28"] {
+        let (status, reader) = raw_get(
+            addr,
+            &[
+                ("mcp-session-id", session.as_bytes()),
+                ("mcp-protocol-version", version),
+                ("last-event-id", "caf\u{e9}".as_bytes()),
+            ],
+        )
+        .await;
+        assert_eq!(status, 400, "{}", String::from_utf8_lossy(version));
+        let body = tokio::time::timeout(TIMEOUT, reader.body.collect())
+            .await
+            .expect("a short body")
+            .expect("body")
+            .to_bytes();
+        let body = String::from_utf8_lossy(&body);
+        assert!(body.contains("Last-Event-ID"), "{body}");
+    }
+}
+
+/// Issue 10, item 10: a resume in the middle of a call gets the rest of the
+/// call — every missing progress notification and the result, once — on one
+/// stream that stays open until the result, then ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resume_mid_call_stays_open_until_the_result() {
+    const STEPS: u64 = 10;
+    let (addr, _events) = start().await;
+    let client = Client::open(addr).await;
+    let (stream, before) = call_until(&client, STEPS, 80, 2).await;
+    stream.disconnect();
+    let last_seen = before.last().and_then(|e| e.id.clone()).expect("an id");
+    // Resume at once: most of the call is still to come.
+    let (status, after) = client.resume(&last_seen).await;
+    assert_eq!(status, 200);
+    let progress: Vec<u64> = after.iter().filter_map(SseEvent::progress).collect();
+    assert_eq!(progress, (3..=STEPS).collect::<Vec<_>>(), "{after:?}");
+    assert_eq!(
+        after.iter().filter(|e| e.is_result(2)).count(),
+        1,
+        "{after:?}"
+    );
+    assert!(after.last().is_some_and(|e| e.is_result(2)), "{after:?}");
 }

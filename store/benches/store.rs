@@ -16,7 +16,7 @@
 //!   / 100,000 single-stream sessions: the lookup is O(1) (hash lookups and
 //!   index arithmetic); what growth remains is cache misses.
 //!
-//! Run: `cargo bench --bench store` (add `-- --warm-up-time 1
+//! Run: `cargo bench -p ssehub-store --bench store` (add `-- --warm-up-time 1
 //! --measurement-time 3` for a quicker pass).
 //!
 //! On a shared machine, wall-clock figures move with other load; for a
@@ -36,7 +36,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use criterion::{criterion_group, BenchmarkId, Criterion, Throughput};
 use parking_lot::Mutex;
-use ssehub::store::{message_cost, Config, SessionId, Store, StreamId};
+use ssehub_store::{message_cost, Config, SessionId, Store, StreamId};
 
 const SESSIONS: usize = 1_000;
 const STREAMS: usize = 3;

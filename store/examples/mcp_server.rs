@@ -6,7 +6,7 @@
 //! Run it:
 //!
 //! ```text
-//! cargo run --example mcp_server --features rmcp -- 127.0.0.1:8000
+//! cargo run -p ssehub-store --features rmcp --example mcp_server -- 127.0.0.1:8000
 //! ```
 //!
 //! Then, with any MCP client pointed at `http://127.0.0.1:8000/mcp`, call
@@ -27,8 +27,17 @@
 //!   localhost:8000/mcp                                      # the rest, exactly
 //! ```
 //!
+//! A resume delivers every event after the id you give, then stays open and
+//! delivers the rest of the call as it happens, and closes after the
+//! result: one resume gets the whole remainder, whether the call has ended
+//! or not. If a resumed stream ends without the result (the server
+//! restarted or shed the session), reconnect after the `retry:` interval
+//! the stream carried, with the last id you saw; an id the server can no
+//! longer serve (evicted, another session's, reclaimed) gets an empty
+//! stream. A `Last-Event-ID` that is not ASCII gets `400 Bad Request`.
+//!
 //! The server logic lives in [`app`] so the end-to-end test
-//! (`tests/store_rmcp_e2e.rs`) runs the very same server in-process.
+//! (`store/tests/store_rmcp_e2e.rs`) runs the very same server in-process.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -40,8 +49,8 @@ use rmcp::model::{
 use rmcp::service::RequestContext;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use rmcp::{ErrorData, RoleServer, ServerHandler};
-use ssehub::store::rmcp::{McpEventStore, ScopedSessionManager};
-use ssehub::store::Store;
+use ssehub_store::rmcp::{check_last_event_id, McpEventStore, ScopedSessionManager};
+use ssehub_store::Store;
 
 /// The demo server: one tool, `count`, which reports progress step by step.
 #[derive(Clone, Debug, Default)]
@@ -116,13 +125,31 @@ impl ServerHandler for ProgressServer {
     }
 }
 
+/// Answers a request whose `Last-Event-ID` `rmcp` would misread with 400.
+async fn refuse_bad_last_event_id(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    match check_last_event_id(request.headers()) {
+        Ok(()) => next.run(request).await,
+        Err(error) => (
+            axum::http::StatusCode::BAD_REQUEST,
+            format!("Bad Request: {error}"),
+        )
+            .into_response(),
+    }
+}
+
 /// The HTTP app: the MCP endpoint at `/mcp`, events kept in `events`.
 pub fn app(events: Arc<McpEventStore>) -> axum::Router {
     let sessions = Arc::new(ScopedSessionManager::new(events));
     let mut config = StreamableHttpServerConfig::default();
     config.sse_keep_alive = Some(Duration::from_secs(15));
     let service = StreamableHttpService::new(|| Ok(ProgressServer), sessions, config);
-    axum::Router::new().nest_service("/mcp", service)
+    axum::Router::new()
+        .nest_service("/mcp", service)
+        .layer(axum::middleware::from_fn(refuse_bad_last_event_id))
 }
 
 #[tokio::main]

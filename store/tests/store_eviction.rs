@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use ssehub::store::{
+use ssehub_store::{
     message_cost, Config, EventId, ManualClock, SessionId, Store, StoreError, StreamId,
 };
 
@@ -225,7 +225,7 @@ fn dead_queue_entries_do_not_block_eviction() {
 
 #[test]
 fn idle_sessions_are_reclaimed_and_activity_keeps_them() {
-    let clock = Arc::new(ManualClock::new());
+    let clock = Arc::new(ManualClock::default());
     let store = Store::with_config(
         Config::new(1 << 20)
             .idle_ttl(Duration::from_secs(30))
@@ -266,7 +266,7 @@ fn idle_sessions_are_reclaimed_and_activity_keeps_them() {
 
 #[test]
 fn reclamation_never_frees_a_session_before_its_ttl() {
-    let clock = Arc::new(ManualClock::new());
+    let clock = Arc::new(ManualClock::default());
     let store = Store::with_config(
         Config::new(1 << 20)
             .idle_ttl(Duration::from_secs(10))
@@ -297,7 +297,7 @@ fn reclamation_never_frees_a_session_before_its_ttl() {
 
 #[tokio::test(start_paused = true)]
 async fn background_reclaimer_frees_idle_sessions_and_stops_with_the_store() {
-    let clock = Arc::new(ManualClock::new());
+    let clock = Arc::new(ManualClock::default());
     let store = Arc::new(Store::with_config(
         Config::new(1 << 20)
             .idle_ttl(Duration::from_secs(5))

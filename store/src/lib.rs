@@ -114,7 +114,7 @@
 //!
 //! ```
 //! use bytes::Bytes;
-//! use ssehub::store::{Store, StoreError};
+//! use ssehub_store::{Store, StoreError};
 //!
 //! let store = Store::new(1 << 20);
 //! let session = store.open();
@@ -134,6 +134,7 @@
 //! assert_eq!(store.after_id(other, &id), Err(StoreError::WrongSession));
 //! # Ok::<(), StoreError>(())
 //! ```
+#![warn(missing_docs)]
 
 use std::collections::hash_map::RandomState;
 use std::collections::VecDeque;
@@ -147,7 +148,6 @@ use crossbeam_utils::CachePadded;
 use parking_lot::Mutex;
 
 mod budget;
-mod clock;
 mod error;
 mod id;
 #[cfg(feature = "rmcp")]
@@ -156,10 +156,11 @@ mod session;
 mod shard;
 
 pub use budget::{message_cost, MESSAGE_OVERHEAD};
-pub use clock::{Clock, ManualClock, MonotonicClock};
 pub use error::StoreError;
 pub use id::{EventId, SessionId, StreamId};
 pub use session::StoredEvent;
+/// The engine's clock: one [`Clock`] trait serves the hub and the store.
+pub use ssehub::clock::{Clock, ManualClock, SystemClock};
 
 use budget::Budget;
 use session::{SessionState, StreamLog};
@@ -171,9 +172,9 @@ use shard::Shard;
 ///
 /// ```
 /// use std::{sync::Arc, time::Duration};
-/// use ssehub::store::{Config, ManualClock, Store};
+/// use ssehub_store::{Config, ManualClock, Store};
 ///
-/// let clock = Arc::new(ManualClock::new());
+/// let clock = Arc::new(ManualClock::default());
 /// let store = Store::with_config(
 ///     Config::new(8 << 20)
 ///         .idle_ttl(Duration::from_secs(60))
@@ -196,13 +197,13 @@ impl Config {
 
     /// A budget of `budget` bytes for the whole store, with defaults for the
     /// rest: idle TTL [`DEFAULT_IDLE_TTL`](Self::DEFAULT_IDLE_TTL), four
-    /// shards per core, and a [`MonotonicClock`].
+    /// shards per core, and a [`SystemClock`].
     pub fn new(budget: u64) -> Self {
         Self {
             budget,
             idle_ttl: Self::DEFAULT_IDLE_TTL,
             shards: 0,
-            clock: Arc::new(MonotonicClock::new()),
+            clock: Arc::new(SystemClock::new()),
         }
     }
 
@@ -223,6 +224,13 @@ impl Config {
     /// The clock [`Store::now`] reads, for callers of
     /// [`Store::reclaim_idle`] and for its background task. Appends and
     /// replays never read it: activity is stamped in logical time.
+    ///
+    /// This is the engine's [`Clock`], the one a hub stamps events with. The
+    /// default [`SystemClock`] follows the OS wall clock, so a step of the
+    /// wall clock shifts reclamation: a step back delays it until the clock
+    /// has caught up; a step forward can free sessions idle for less than
+    /// the TTL (never one active since the previous reclaim call). Pass a
+    /// clock that does not step if that matters.
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = clock;
         self
@@ -309,10 +317,10 @@ impl Store {
         self.gseq.load(Ordering::Relaxed)
     }
 
-    /// The store's clock reading, as [`reclaim_idle`](Self::reclaim_idle)
-    /// expects it.
+    /// The store's clock reading (the [`Clock`]'s Unix time), as
+    /// [`reclaim_idle`](Self::reclaim_idle) expects it.
     pub fn now(&self) -> Duration {
-        self.clock.now()
+        Duration::from_nanos(self.clock.now_unix_nanos())
     }
 
     /// The byte budget.
@@ -608,16 +616,17 @@ impl Store {
     /// before it has been idle for the TTL, and with calls every `I` it is
     /// freed at most TTL + max(`I`, TTL/8) after its last activity (marks are
     /// kept at least TTL/8 apart, so at most ten are held however often this
-    /// is called). The first call only records a mark. `now` must not go backwards between calls. Takes one
+    /// is called). The first call only records a mark. If `now` goes backwards
+    /// between calls, nothing is freed until it has caught up. Takes one
     /// shard lock at a time.
     ///
     /// # Examples
     ///
     /// ```
     /// use std::{sync::Arc, time::Duration};
-    /// use ssehub::store::{Config, ManualClock, Store};
+    /// use ssehub_store::{Config, ManualClock, Store};
     ///
-    /// let clock = Arc::new(ManualClock::new());
+    /// let clock = Arc::new(ManualClock::default());
     /// let store = Store::with_config(
     ///     Config::new(1 << 20).idle_ttl(Duration::from_secs(60)).clock(clock.clone()),
     /// );
@@ -734,7 +743,7 @@ mod tests {
 
     #[test]
     fn reclaim_marks_stay_few_however_often_it_runs() {
-        let clock = Arc::new(ManualClock::new());
+        let clock = Arc::new(ManualClock::default());
         let store = Store::with_config(
             Config::new(1 << 20)
                 .idle_ttl(Duration::from_secs(80))

@@ -20,7 +20,7 @@ pub const MESSAGE_OVERHEAD: u64 = 64;
 /// # Examples
 ///
 /// ```
-/// assert_eq!(ssehub::store::message_cost(100), 100 + ssehub::store::MESSAGE_OVERHEAD);
+/// assert_eq!(ssehub_store::message_cost(100), 100 + ssehub_store::MESSAGE_OVERHEAD);
 /// ```
 pub fn message_cost(len: usize) -> u64 {
     (len as u64).saturating_add(MESSAGE_OVERHEAD)

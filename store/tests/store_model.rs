@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use proptest::prelude::*;
-use ssehub::store::{
+use ssehub_store::{
     message_cost, Config, EventId, ManualClock, SessionId, Store, StoreError, StoredEvent, StreamId,
 };
 
@@ -233,7 +233,7 @@ fn op() -> impl Strategy<Value = Op> {
 }
 
 fn run(ops: Vec<Op>, budget: u64, shards: usize) {
-    let clock = Arc::new(ManualClock::new());
+    let clock = Arc::new(ManualClock::default());
     let store = Store::with_config(
         Config::new(budget)
             .idle_ttl(TTL)

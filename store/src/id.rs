@@ -103,7 +103,7 @@ impl fmt::Display for StreamId {
 /// # Examples
 ///
 /// ```
-/// use ssehub::store::EventId;
+/// use ssehub_store::EventId;
 ///
 /// let id: EventId = "1f-00000000000000ab/2/17".parse().unwrap();
 /// assert_eq!(id.stream.get(), 2);
