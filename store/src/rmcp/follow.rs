@@ -47,8 +47,9 @@ struct Follower {
 }
 
 impl Follower {
-    /// One round: everything stored after `last`, or `finished` if there
-    /// will never be more.
+    /// One round: queues everything stored after `last` (up to a response
+    /// that ends the stream), or sets `finished` if there will never be
+    /// more. Returns `false` if there was nothing yet: wait for a wake-up.
     fn replay_round(&mut self) -> bool {
         let events = match self
             .store
