@@ -43,15 +43,13 @@
 //!
 //! # Resuming
 //!
-//! A resume of a request's stream stays open until the call is answered: it
-//! delivers what is stored after the id, then each event as it is stored,
-//! and ends after the JSON-RPC response — or earlier if the store session
-//! goes away (closed with its MCP session, reclaimed as idle) or the events
-//! it needs were evicted. A resumed standalone stream delivers what is
-//! stored after the id and then goes on as the session's live standalone
-//! stream (or, if the session already has one open, as a keep-alive-only
-//! stream beside it, as `rmcp` does). A refused or failed resume is, as
-//! `rmcp` answers it, an empty stream that closes at once.
+//! A resume delivers what is stored after the id, then each event as it is
+//! stored. A request's stream stays open until the call is answered and
+//! ends after the JSON-RPC response; a standalone stream goes on like the
+//! live one. Either ends early if the store session goes away (closed with
+//! its MCP session, reclaimed as idle) or the events it needs were evicted.
+//! A refused or failed resume is, as `rmcp` answers it, an empty stream
+//! that closes at once.
 //!
 //! Check `Last-Event-ID` with [`check_last_event_id`] in front of `rmcp`:
 //! `rmcp` treats a non-ASCII value as absent and opens a live stream.
@@ -383,20 +381,22 @@ impl McpEventStore {
             .collect()
     }
 
-    /// The resumed stream of a request's stream after `id`, which the caller
-    /// was permitted: it follows the stream to the call's response.
+    /// The resumed stream after `id`, which the caller was permitted: it
+    /// follows a request's stream to the call's response, a standalone
+    /// stream for as long as it lasts.
     ///
     /// # Errors
     ///
     /// What a replay from `id` fails with now (unknown, evicted or future
     /// position): a resume that cannot work is refused at once.
-    fn follow_permitted(
-        &self,
-        id: EventId,
-        wake: Arc<Notify>,
-    ) -> Result<EventStream, AdapterError> {
+    fn follow_permitted(&self, id: EventId, permit: Permit) -> Result<EventStream, AdapterError> {
         self.store.after(id.session, id.stream, id.index)?;
-        Ok(follow(self.store.clone(), wake, id))
+        Ok(follow(
+            self.store.clone(),
+            permit.wake,
+            id,
+            !permit.standalone,
+        ))
     }
 
     /// Binds the store session of `event_id` to MCP session `owner` unless
@@ -554,7 +554,7 @@ impl EventStore for McpEventStore {
     ) -> Result<EventStream, EventStoreError> {
         let id = EventId::parse(last_event_id).map_err(AdapterError::Store)?;
         let permit = self.permit(&id, None).map_err(AdapterError::Store)?;
-        Ok(self.follow_permitted(id, permit.wake)?)
+        Ok(self.follow_permitted(id, permit)?)
     }
 }
 
@@ -764,9 +764,7 @@ mod tests {
             .expect("stored");
         assert!(events.bind(&request.to_string(), &owner));
         let permit = events.permit(&request, Some(&owner)).expect("owner");
-        let mut resumed = events
-            .follow_permitted(request, permit.wake)
-            .expect("follows");
+        let mut resumed = events.follow_permitted(request, permit).expect("follows");
         let closer = {
             let events = events.clone();
             tokio::spawn(async move {

@@ -492,3 +492,112 @@ async fn resume_mid_call_stays_open_until_the_result() {
     );
     assert!(after.last().is_some_and(|e| e.is_result(2)), "{after:?}");
 }
+
+/// A server whose tool `announce` returns at once and then sends progress
+/// notifications under a token of its own, which no request registered:
+/// `rmcp` routes them to the session's standalone `GET` stream.
+#[derive(Clone, Debug, Default)]
+struct Announcer;
+
+impl rmcp::ServerHandler for Announcer {
+    fn get_info(&self) -> rmcp::model::ServerConfig {
+        rmcp::model::ServerConfig::new(
+            rmcp::model::ServerCapabilities::builder()
+                .enable_tools()
+                .build(),
+        )
+    }
+
+    async fn call_tool(
+        &self,
+        _request: rmcp::model::CallToolRequestParams,
+        context: rmcp::service::RequestContext<rmcp::RoleServer>,
+    ) -> Result<rmcp::model::CallToolResponse, rmcp::ErrorData> {
+        let peer = context.peer.clone();
+        tokio::spawn(async move {
+            for n in 1..=ANNOUNCEMENTS {
+                let token = rmcp::model::ProgressToken(rmcp::model::NumberOrString::String(
+                    "announce".into(),
+                ));
+                let _ = peer
+                    .notify_progress(rmcp::model::ProgressNotificationParam::new(token, n as f64))
+                    .await;
+                tokio::time::sleep(Duration::from_millis(150)).await;
+            }
+        });
+        Ok(rmcp::model::CallToolResult::success(vec![]).into())
+    }
+}
+
+const ANNOUNCEMENTS: u64 = 8;
+
+/// Issue 10, item 10, for the standalone stream: a resume of the session's
+/// `GET` stream delivers what was stored while the client was away and then
+/// goes on with what is stored later — no gap at the seam, no duplicate —
+/// whether or not the server has noticed the old connection is gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resumed_standalone_stream_goes_on_without_a_gap() {
+    let events = Arc::new(McpEventStore::new(Arc::new(Store::new(8 << 20))));
+    let sessions = Arc::new(ssehub_store::rmcp::ScopedSessionManager::new(events));
+    let service = rmcp::transport::streamable_http_server::StreamableHttpService::new(
+        || Ok(Announcer),
+        sessions,
+        Default::default(),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, axum::Router::new().nest_service("/mcp", service)).await;
+    });
+    let client = Client::open(addr).await;
+    let session = client.session.clone().expect("a session");
+    let headers: [(&str, &[u8]); 2] = [
+        ("mcp-session-id", session.as_bytes()),
+        ("mcp-protocol-version", b"2025-06-18"),
+    ];
+
+    let (status, mut standalone) = raw_get(addr, &headers).await;
+    assert_eq!(status, 200);
+    let (status, call) = client
+        .post(r#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"announce","arguments":{}}}"#)
+        .await;
+    assert_eq!(status, 200);
+    assert!(call.all().await.iter().any(|e| e.is_result(2)));
+    let mut before = Vec::new();
+    while before.last().and_then(SseEvent::progress) != Some(2) {
+        before.push(
+            standalone
+                .next()
+                .await
+                .expect("the standalone stream stays open"),
+        );
+    }
+    standalone.disconnect();
+    let last_seen = before.last().and_then(|e| e.id.clone()).expect("an id");
+    // Some announcements are stored while nobody listens.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+
+    let mut resume_headers = headers.to_vec();
+    resume_headers.push(("last-event-id", last_seen.as_bytes()));
+    let (status, mut resumed) = raw_get(addr, &resume_headers).await;
+    assert_eq!(status, 200);
+    let mut after = Vec::new();
+    while after.last().and_then(SseEvent::progress) != Some(ANNOUNCEMENTS) {
+        after.push(resumed.next().await.expect("the resumed stream stays open"));
+    }
+    let progress: Vec<u64> = after.iter().filter_map(SseEvent::progress).collect();
+    assert_eq!(
+        progress,
+        (3..=ANNOUNCEMENTS).collect::<Vec<_>>(),
+        "{after:?}"
+    );
+    let first = before.last().map(SseEvent::index).expect("an index") + 1;
+    let indices: Vec<u64> = after.iter().map(SseEvent::index).collect();
+    assert_eq!(
+        indices,
+        (first..first + after.len() as u64).collect::<Vec<_>>(),
+        "no gap, no duplicate"
+    );
+}

@@ -54,9 +54,8 @@ impl EventStore for SessionEvents {
 ///   carries one of its ids, before the client can see that id (and bound
 ///   again if the store reclaimed it and it continues in a new store
 ///   session);
-/// - `resume` replays only ids bound to the session asking, following a
-///   request's stream until its response, and re-attaching a standalone
-///   stream to the session's live one;
+/// - `resume` replays only ids bound to the session asking, and follows
+///   the stream as events are stored (a request's until its response);
 /// - closing the session frees its events.
 ///
 /// See [the adapter docs](crate::rmcp) for scopes and resuming.
@@ -193,34 +192,7 @@ impl SessionManager for ScopedSessionManager {
     > {
         let from = EventId::parse(&last_event_id)?;
         let permit = self.events.permit(&from, Some(id))?;
-        if !permit.standalone {
-            let stream = self.events.follow_permitted(from, permit.wake)?;
-            return Ok(stream.left_stream());
-        }
-        // The standalone stream: attach to the live one first, then replay,
-        // so that every event is in the replay or arrives live (the session
-        // stores an event before it sends it); drop live events the replay
-        // already had.
-        let live = SessionManager::create_standalone_stream(&self.inner, id)
-            .await
-            .map_err(AdapterError::Session)?;
-        let stored = self.events.replay_as(id, &last_event_id)?;
-        let seen = stored
-            .last()
-            .and_then(|m| m.event_id.as_deref())
-            .and_then(|e| EventId::parse(e).ok())
-            .unwrap_or(from);
-        let live = live.filter(move |msg| {
-            let new = msg
-                .event_id
-                .as_deref()
-                .and_then(|e| EventId::parse(e).ok())
-                .is_none_or(|e| e.session != seen.session || e.index > seen.index);
-            std::future::ready(new)
-        });
-        Ok(futures_util::stream::iter(stored)
-            .chain(live)
-            .right_stream())
+        self.events.follow_permitted(from, permit)
     }
 
     async fn restore_session(
