@@ -93,10 +93,7 @@ fn publish(c: &mut Criterion) {
     let mut group = c.benchmark_group("publish");
     group.throughput(Throughput::Elements(1));
     for parked in [0usize, 1_000, 10_000] {
-        let hub = Hub::with_config(HubConfig {
-            keep_alive: None,
-            ..HubConfig::default()
-        });
+        let hub = Hub::with_config(HubConfig::default().keep_alive(None));
         let _rt = park_subscribers(&hub, parked);
         let encoded = hub.encode(&Event::new("bench", payload(PAYLOAD))).unwrap();
         group.bench_with_input(
@@ -126,10 +123,7 @@ fn publish(c: &mut Criterion) {
     // (each wakes, takes a batch, and parks again), so the publish path sees
     // subscribers arriving and leaving the parked count all the time.
     for busy in [1_000usize] {
-        let hub = Hub::with_config(HubConfig {
-            keep_alive: None,
-            ..HubConfig::default()
-        });
+        let hub = Hub::with_config(HubConfig::default().keep_alive(None));
         let _rt = busy_subscribers(&hub, busy);
         let encoded = hub.encode(&Event::new("bench", payload(PAYLOAD))).unwrap();
         group.bench_with_input(
@@ -169,11 +163,7 @@ fn fanout(c: &mut Criterion) {
             BenchmarkId::new("ssehub", subscribers),
             &subscribers,
             |b, &n| {
-                let hub = Hub::with_config(HubConfig {
-                    capacity: 4 * ROUND,
-                    keep_alive: None,
-                    ..HubConfig::default()
-                });
+                let hub = Hub::with_config(HubConfig::default().capacity(4 * ROUND).keep_alive(None));
                 let encoded = hub.encode(&Event::new("bench", payload(PAYLOAD))).unwrap();
                 b.to_async(&rt).iter_custom(|iters| {
                     let hub = hub.clone();
@@ -296,11 +286,7 @@ fn fanout(c: &mut Criterion) {
 fn resume(c: &mut Criterion) {
     let mut group = c.benchmark_group("resume");
     let capacity = 65_536;
-    let hub = Hub::with_config(HubConfig {
-        capacity,
-        keep_alive: None,
-        ..HubConfig::default()
-    });
+    let hub = Hub::with_config(HubConfig::default().capacity(capacity).keep_alive(None));
     let mut ids = Vec::new();
     for n in 0..capacity {
         let published = hub.publish(Event::new("t", n.to_string())).unwrap();
@@ -309,11 +295,7 @@ fn resume(c: &mut Criterion) {
         }
     }
     let mut custom_hub_ids = Vec::new();
-    let custom_hub = Hub::with_config(HubConfig {
-        capacity,
-        keep_alive: None,
-        ..HubConfig::default()
-    });
+    let custom_hub = Hub::with_config(HubConfig::default().capacity(capacity).keep_alive(None));
     for n in 0..capacity {
         let id = format!("order-{n}");
         custom_hub

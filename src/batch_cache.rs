@@ -70,6 +70,13 @@ impl BatchCache {
         }
     }
 
+    /// Empties every slot.
+    pub(crate) fn clear(&self) {
+        for slot in self.slots.iter() {
+            slot.store(None);
+        }
+    }
+
     /// Offers a batch for others at the same position.
     pub(crate) fn put(&self, batch: CachedBatch) {
         let slot = self.slot(batch.from);

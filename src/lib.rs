@@ -1,7 +1,7 @@
 //! ssehub: a lock-free, high-throughput Server-Sent Events fan-out engine.
 //!
 //! One writer encodes each event once into SSE wire bytes and appends it to a
-//! single-writer seqlock [`ring`]. Subscribers read through cursors with no
+//! single-writer seqlock ring. Subscribers read through cursors with no
 //! lock on the publish path, filter by event type, and resume from an event
 //! id or a timestamp; a cursor that was lapped gets `Gone`, never torn or
 //! missing data. [`Hub::reset`] swaps in a new generation atomically.
@@ -25,18 +25,25 @@
 //! assert!(batch.bytes().ends_with(b"event: news\ndata: two\n\n"));
 //! # }
 //! ```
-#![warn(missing_docs, unsafe_op_in_unsafe_fn)]
+#![warn(
+    missing_docs,
+    unsafe_op_in_unsafe_fn,
+    clippy::undocumented_unsafe_blocks
+)]
 
-#[cfg(not(loom))]
 mod batch_cache;
 pub mod clock;
 pub mod error;
 pub mod frame;
-#[cfg_attr(loom, allow(dead_code))]
+// The engine's internals are not API. Only the loom models (`loom-tests/`,
+// built with `--cfg loom`) reach them directly, so they are public there.
+#[cfg(loom)]
 pub mod generation;
+#[cfg(not(loom))]
+#[allow(dead_code)] // accessors the loom models use
+mod generation;
 #[cfg(all(feature = "http", not(loom)))]
 pub mod http;
-#[cfg(not(loom))]
 mod hub;
 #[cfg_attr(loom, allow(dead_code))]
 mod id;
@@ -45,21 +52,24 @@ mod id_index;
 pub mod load;
 pub(crate) mod loom;
 pub mod parse;
-#[cfg(not(loom))]
 mod resume;
+#[cfg(loom)]
 pub mod ring;
-pub mod store;
 #[cfg(not(loom))]
+#[allow(dead_code)] // reads the loom models use
+mod ring;
+pub mod store;
 mod subscription;
-pub mod tag;
+mod tag;
+#[cfg(loom)]
 pub mod wait;
+#[cfg(not(loom))]
+#[allow(dead_code)] // the loom models drive the signal directly
+mod wait;
 
 pub use error::{EndReason, EventError, GoneReason, PublishError, SubscribeError};
 pub use frame::{EncodedEvent, Event};
-#[cfg(not(loom))]
 pub use hub::{Hub, HubConfig, Published, Publisher, RingStats, Stats, SubscribeOptions};
-#[cfg(not(loom))]
 pub use resume::Resume;
-#[cfg(not(loom))]
 pub use subscription::{Batch, Delivery, SseStream, Subscription, KEEP_ALIVE};
 pub use tag::TypeTag;

@@ -185,10 +185,7 @@ mod tests {
     #[tokio::test(flavor = "current_thread")]
     async fn a_publish_right_after_start_wakes_the_reader() {
         for round in 0..1000 {
-            let hub = Hub::with_config(HubConfig {
-                keep_alive: None,
-                ..HubConfig::default()
-            });
+            let hub = Hub::with_config(HubConfig::default().keep_alive(None));
             let mut subscription = hub.subscribe(SubscribeOptions::live()).unwrap();
             let reader = tokio::spawn(async move { subscription.recv().await });
             tokio::task::yield_now().await;

@@ -152,10 +152,7 @@ async fn events_are_filtered_by_type_lists() {
 #[tokio::test]
 async fn too_many_types_or_line_breaks_are_400() {
     let server = start_with(
-        HubConfig {
-            max_types: 3,
-            ..quiet()
-        },
+        quiet().max_types(3),
         |b| b,
     )
     .await;
@@ -181,10 +178,7 @@ async fn too_many_types_or_line_breaks_are_400() {
 #[tokio::test]
 async fn idle_streams_get_keep_alive_comments() {
     let server = start_with(
-        HubConfig {
-            keep_alive: Some(Duration::from_millis(50)),
-            ..HubConfig::default()
-        },
+        HubConfig::default().keep_alive(Some(Duration::from_millis(50))),
         |b| b,
     )
     .await;
@@ -259,10 +253,7 @@ async fn last_event_id_beats_from_and_a_malformed_loser_is_ignored() {
 fn clocked() -> (Arc<ManualClock>, HubConfig) {
     // 2026-01-01T00:00:00Z
     let clock = Arc::new(ManualClock::new(1_767_225_600_000_000_000));
-    let config = HubConfig {
-        clock: clock.clone(),
-        ..quiet()
-    };
+    let config = quiet().clock(clock.clone());
     (clock, config)
 }
 
@@ -407,10 +398,7 @@ async fn reset_ends_streams_and_old_ids_are_gone() {
 
 #[tokio::test]
 async fn a_lagging_stream_ends_and_its_reconnect_gets_410() {
-    let hub = Hub::with_config(HubConfig {
-        capacity: 4,
-        ..quiet()
-    });
+    let hub = Hub::with_config(quiet().capacity(4));
     // Small fixed socket buffers on both ends (accepted sockets inherit the
     // listener's), so a client that stops reading stalls the server soon.
     let socket = tokio::net::TcpSocket::new_v4().expect("socket");
@@ -499,10 +487,7 @@ async fn shutdown_ends_streams_and_refuses_new_ones() {
 #[tokio::test]
 async fn the_subscriber_limit_is_503_with_retry_after() {
     let server = start_with(
-        HubConfig {
-            max_subscribers: 1,
-            ..quiet()
-        },
+        quiet().max_subscribers(1),
         |b| b,
     )
     .await;
@@ -639,10 +624,7 @@ async fn the_default_event_limit_admits_a_full_64_kib_event() {
     // the id/event lines around 64 KiB of JSON.
     let args = <ServeCli as clap::Parser>::parse_from(["serve"]).serve;
     let server = start_with(
-        HubConfig {
-            keep_alive: None,
-            ..args.hub_config()
-        },
+        args.hub_config().keep_alive(None),
         |b| b.max_event_bytes(args.max_event_bytes),
     )
     .await;
