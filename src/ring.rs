@@ -464,6 +464,8 @@ impl Ring {
             // Tail first: the head loaded after it is at least as high, so
             // `[tail, head)` is never inverted however fast the writer runs.
             let tail = self.tail();
+            #[cfg(test)]
+            seek_hook::run(seek_hook::Point::Window);
             let head = self.head();
             let (mut low, mut high) = (tail, head);
             // The lowest sequence whose slot the search read: the copy is
@@ -474,6 +476,8 @@ impl Ring {
                 let mid = low + (high - low) / 2;
                 lowest_read = lowest_read.min(mid);
                 let timestamp = self.slot(mid).timestamp.load(Ordering::Relaxed);
+                #[cfg(test)]
+                seek_hook::run(seek_hook::Point::Probe);
                 if timestamp < at {
                     low = mid + 1;
                 } else {
@@ -659,6 +663,40 @@ impl RingWriter {
         self.head = seq + 1;
         ring.head.store(self.head, Ordering::Release);
         Ok(seq)
+    }
+}
+
+/// Unit tests run the writer at chosen points of a seek, on the seeking
+/// thread, to pin its races down deterministically.
+#[cfg(test)]
+mod seek_hook {
+    use std::cell::RefCell;
+
+    /// Where in `seek_timestamp` the hook runs.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub(super) enum Point {
+        /// Between the loads of the window's two ends.
+        Window,
+        /// After each timestamp the search reads.
+        Probe,
+    }
+
+    type Hook = Box<dyn FnMut(Point)>;
+
+    thread_local! {
+        static HOOK: RefCell<Option<Hook>> = const { RefCell::new(None) };
+    }
+
+    pub(super) fn set(hook: Option<Hook>) {
+        HOOK.with(|slot| *slot.borrow_mut() = hook);
+    }
+
+    pub(super) fn run(point: Point) {
+        HOOK.with(|slot| {
+            if let Some(hook) = slot.borrow_mut().as_mut() {
+                hook(point);
+            }
+        });
     }
 }
 
@@ -969,43 +1007,53 @@ mod tests {
 
     /// Issue 9, item 3: with a full ring every append raises `tail`; a seek
     /// for a timestamp still retained in the middle of the ring must find
-    /// it, not give up because `tail` moved during the search. A large ring
-    /// makes each search long enough that the writer always moves `tail`.
+    /// it, not give up because `tail` moved during the search. The hook
+    /// appends one frame after every timestamp the search reads.
     #[test]
     fn seek_succeeds_against_a_writer_that_keeps_evicting() {
-        const CAPACITY: u64 = 1 << 16;
-        let ring = Arc::new(Ring::new(CAPACITY as usize, 8 << 20));
+        const CAPACITY: u64 = 1 << 10;
+        let ring = Arc::new(Ring::new(CAPACITY as usize, 1 << 20));
         let mut writer = Ring::claim_writer(&ring).unwrap();
         for n in 0..CAPACITY {
             writer.append(b"", b"x\n\n", TypeTag::of("t"), n, 0).unwrap();
         }
-        let stop = Arc::new(AtomicBool::new(false));
-        let busy = {
-            let stop = stop.clone();
-            std::thread::spawn(move || {
-                let mut n = CAPACITY;
-                // Bounded: 100 M appends or until told to stop.
-                while !stop.load(Ordering::Relaxed) && n < CAPACITY + 100_000_000 {
-                    writer.append(b"", b"x\n\n", TypeTag::of("t"), n, 0).unwrap();
-                    n += 1;
-                }
-            })
-        };
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
-        let mut seeks = 0u64;
-        let mut failures = 0u64;
-        while std::time::Instant::now() < deadline && seeks < 200_000 {
-            // Timestamp == sequence: the middle of the retained window.
-            let at = ring.tail() + CAPACITY / 2;
-            match ring.seek_timestamp(at) {
-                Ok(seq) => assert_eq!(seq, at, "the first sequence at or after {at}"),
-                Err(_) => failures += 1,
+        let mut next = CAPACITY;
+        seek_hook::set(Some(Box::new(move |point| {
+            if point == seek_hook::Point::Probe {
+                // Timestamp == sequence.
+                writer.append(b"", b"x\n\n", TypeTag::of("t"), next, 0).unwrap();
+                next += 1;
             }
-            seeks += 1;
+        })));
+        for _ in 0..100 {
+            let at = ring.tail() + CAPACITY / 2;
+            assert_eq!(ring.seek_timestamp(at), Ok(at), "retained, so found");
         }
-        stop.store(true, Ordering::Relaxed);
-        busy.join().unwrap();
-        assert_eq!(failures, 0, "{failures} of {seeks} seeks gave up on a retained timestamp");
+        seek_hook::set(None);
+    }
+
+    /// Issue 9, item 2 (in the ring): a writer that moves `tail` past the
+    /// `head` a seek loaded must not make the seek answer a sequence older
+    /// than the timestamp, unsearched.
+    #[test]
+    fn seek_never_answers_older_than_asked_when_tail_passes_head() {
+        let ring = Arc::new(Ring::new(2, 1 << 10));
+        let mut writer = Ring::claim_writer(&ring).unwrap();
+        for n in 0..2 {
+            writer.append(b"", b"x\n\n", TypeTag::of("t"), n, 0).unwrap();
+        }
+        let mut once = Some(());
+        seek_hook::set(Some(Box::new(move |point| {
+            if point == seek_hook::Point::Window && once.take().is_some() {
+                for n in 2..6 {
+                    writer.append(b"", b"x\n\n", TypeTag::of("t"), n, 0).unwrap();
+                }
+            }
+        })));
+        // Nothing is at or after 10 yet: the answer is the head (live).
+        let seq = ring.seek_timestamp(10);
+        seek_hook::set(None);
+        assert_eq!(seq, Ok(6), "tail {} head {}", ring.tail(), ring.head());
     }
 
     #[test]
