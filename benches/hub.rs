@@ -122,7 +122,8 @@ fn publish(c: &mut Criterion) {
     // Busy subscribers: 1,000 unfiltered subscriptions that keep receiving
     // (each wakes, takes a batch, and parks again), so the publish path sees
     // subscribers arriving and leaving the parked count all the time.
-    for busy in [1_000usize] {
+    {
+        let busy = 1_000usize;
         let hub = Hub::with_config(HubConfig::default().keep_alive(None));
         let _rt = busy_subscribers(&hub, busy);
         let encoded = hub.encode(&Event::new("bench", payload(PAYLOAD))).unwrap();
@@ -163,7 +164,8 @@ fn fanout(c: &mut Criterion) {
             BenchmarkId::new("ssehub", subscribers),
             &subscribers,
             |b, &n| {
-                let hub = Hub::with_config(HubConfig::default().capacity(4 * ROUND).keep_alive(None));
+                let hub =
+                    Hub::with_config(HubConfig::default().capacity(4 * ROUND).keep_alive(None));
                 let encoded = hub.encode(&Event::new("bench", payload(PAYLOAD))).unwrap();
                 b.to_async(&rt).iter_custom(|iters| {
                     let hub = hub.clone();

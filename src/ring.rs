@@ -777,7 +777,6 @@ pub(crate) fn zeroed_words(words: usize) -> Box<[AtomicU64]> {
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
-    use std::sync::atomic::AtomicBool;
     use std::sync::Arc;
 
     fn frame(n: u64, len: usize) -> Vec<u8> {
@@ -821,8 +820,14 @@ mod tests {
         }
         assert_eq!((ring.tail(), ring.head()), (2, 6));
         let mut out = Vec::new();
-        assert_eq!(ring.read(1, &mut out), Err(ReadError::Lapped(Lapped { missed: 1 })));
-        assert_eq!(ring.read(0, &mut out), Err(ReadError::Lapped(Lapped { missed: 2 })));
+        assert_eq!(
+            ring.read(1, &mut out),
+            Err(ReadError::Lapped(Lapped { missed: 1 }))
+        );
+        assert_eq!(
+            ring.read(0, &mut out),
+            Err(ReadError::Lapped(Lapped { missed: 2 }))
+        );
         out.clear();
         ring.read(2, &mut out).unwrap();
         assert_eq!(out, frame(2, 16));
@@ -1015,13 +1020,17 @@ mod tests {
         let ring = Arc::new(Ring::new(CAPACITY as usize, 1 << 20));
         let mut writer = Ring::claim_writer(&ring).unwrap();
         for n in 0..CAPACITY {
-            writer.append(b"", b"x\n\n", TypeTag::of("t"), n, 0).unwrap();
+            writer
+                .append(b"", b"x\n\n", TypeTag::of("t"), n, 0)
+                .unwrap();
         }
         let mut next = CAPACITY;
         seek_hook::set(Some(Box::new(move |point| {
             if point == seek_hook::Point::Probe {
                 // Timestamp == sequence.
-                writer.append(b"", b"x\n\n", TypeTag::of("t"), next, 0).unwrap();
+                writer
+                    .append(b"", b"x\n\n", TypeTag::of("t"), next, 0)
+                    .unwrap();
                 next += 1;
             }
         })));
@@ -1040,13 +1049,17 @@ mod tests {
         let ring = Arc::new(Ring::new(2, 1 << 10));
         let mut writer = Ring::claim_writer(&ring).unwrap();
         for n in 0..2 {
-            writer.append(b"", b"x\n\n", TypeTag::of("t"), n, 0).unwrap();
+            writer
+                .append(b"", b"x\n\n", TypeTag::of("t"), n, 0)
+                .unwrap();
         }
         let mut once = Some(());
         seek_hook::set(Some(Box::new(move |point| {
             if point == seek_hook::Point::Window && once.take().is_some() {
                 for n in 2..6 {
-                    writer.append(b"", b"x\n\n", TypeTag::of("t"), n, 0).unwrap();
+                    writer
+                        .append(b"", b"x\n\n", TypeTag::of("t"), n, 0)
+                        .unwrap();
                 }
             }
         })));

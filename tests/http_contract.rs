@@ -151,11 +151,7 @@ async fn events_are_filtered_by_type_lists() {
 
 #[tokio::test]
 async fn too_many_types_or_line_breaks_are_400() {
-    let server = start_with(
-        quiet().max_types(3),
-        |b| b,
-    )
-    .await;
+    let server = start_with(quiet().max_types(3), |b| b).await;
     server
         .get("/events?event_type=a,b,c,d")
         .await
@@ -486,11 +482,7 @@ async fn shutdown_ends_streams_and_refuses_new_ones() {
 
 #[tokio::test]
 async fn the_subscriber_limit_is_503_with_retry_after() {
-    let server = start_with(
-        quiet().max_subscribers(1),
-        |b| b,
-    )
-    .await;
+    let server = start_with(quiet().max_subscribers(1), |b| b).await;
     let first = server.subscribe("", &[]).await;
     let reply = server.get("/events").await;
     reply.assert_error(503, "too_many_subscribers");
@@ -623,10 +615,9 @@ async fn the_default_event_limit_admits_a_full_64_kib_event() {
     // As `ssehub serve` configures it: the hub's frame limit has room for
     // the id/event lines around 64 KiB of JSON.
     let args = <ServeCli as clap::Parser>::parse_from(["serve"]).serve;
-    let server = start_with(
-        args.hub_config().keep_alive(None),
-        |b| b.max_event_bytes(args.max_event_bytes),
-    )
+    let server = start_with(args.hub_config().keep_alive(None), |b| {
+        b.max_event_bytes(args.max_event_bytes)
+    })
     .await;
     let limit = 64 << 10;
     let body = format!(

@@ -194,7 +194,12 @@ fn type_limits() {
 #[test]
 fn timestamps_with_a_manual_clock() {
     let clock = ManualClock::new(1_000);
-    let hub = Hub::with_config(HubConfig::default().capacity(4).keep_alive(None).clock(Arc::new(clock.clone())));
+    let hub = Hub::with_config(
+        HubConfig::default()
+            .capacity(4)
+            .keep_alive(None)
+            .clock(Arc::new(clock.clone())),
+    );
     for n in 0..3 {
         clock.set(2_000 + n * 100); // 2000, 2100, 2200
         hub.publish(Event::new("t", n.to_string())).unwrap();

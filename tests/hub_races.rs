@@ -33,7 +33,10 @@ impl GateClock {
             .changed
             .wait_timeout_while(state, Duration::from_secs(10), |s| !s.0)
             .unwrap();
-        assert!(!timeout.timed_out() && state.0, "the writer never read the clock");
+        assert!(
+            !timeout.timed_out() && state.0,
+            "the writer never read the clock"
+        );
     }
 
     fn release(&self) {
@@ -254,6 +257,10 @@ async fn a_delivering_subscriber_is_not_counted_as_parked() {
         .unwrap();
     assert!(matches!(delivery, Delivery::Batch(_)), "{delivery:?}");
     // The subscription is alive and busy (it just delivered), not waiting.
-    assert_eq!(hub.parked_readers(), 0, "a delivering subscriber is not parked");
+    assert_eq!(
+        hub.parked_readers(),
+        0,
+        "a delivering subscriber is not parked"
+    );
     drop(subscription);
 }
