@@ -44,18 +44,15 @@
 //! this way may also reach subscribers of the old generation before their
 //! `End(Reset)`.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-
-use arc_swap::ArcSwap;
-use parking_lot::Mutex;
 
 use crate::clock::{Clock, SystemClock};
 use crate::error::{EndReason, EventError, PublishError, SubscribeError};
 use crate::frame::{EncodedEvent, Event, ID_PREFIX};
 use crate::generation::Generation;
 use crate::id::{self, AutoIdLine, MAX_AUTO_ID_LEN};
+use crate::loom::{ArcCell, AtomicBool, AtomicU64, AtomicUsize, Mutex, Ordering};
 use crate::resume::{self, Resume};
 use crate::ring::{Ring, RingWriter};
 use crate::subscription::{Filter, Subscription};
@@ -311,7 +308,7 @@ impl WriterCore {
 /// State shared by the hub handle, publishers and subscriptions.
 pub(crate) struct Shared {
     pub(crate) config: HubConfig,
-    pub(crate) current: ArcSwap<Generation>,
+    pub(crate) current: ArcCell<Generation>,
     /// Number of the current generation; the writer's cheap reset check.
     epoch: AtomicU64,
     /// `None` while a [`Publisher`] owns the writer.
@@ -388,7 +385,7 @@ impl Hub {
         }
         let generation = Arc::new(new_generation(&config, 1));
         let shared = Shared {
-            current: ArcSwap::new(generation.clone()),
+            current: ArcCell::new(generation.clone()),
             epoch: AtomicU64::new(1),
             writer: Mutex::new(Some(WriterCore::new(generation))),
             reset_lock: Mutex::new(()),

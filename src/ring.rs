@@ -460,7 +460,7 @@ impl Ring {
     /// every retained timestamp was `>= at`); the caller checks it against
     /// the tail and the evicted timestamp.
     pub fn seek_timestamp(&self, at: u64) -> Result<u64, Lapped> {
-        for _ in 0..64 {
+        for _ in 0..SEEK_ATTEMPTS {
             // Tail first: the head loaded after it is at least as high, so
             // `[tail, head)` is never inverted however fast the writer runs.
             let tail = self.tail();
@@ -490,6 +490,13 @@ impl Ring {
         }
         let tail = self.tail();
         Err(Lapped { missed: tail })
+    }
+
+    /// Arena position of `seq`'s frame, unvalidated (for the loom models, to
+    /// prove they reach an early wrap).
+    #[cfg(loom)]
+    pub fn position_of(&self, seq: u64) -> u64 {
+        self.slot(seq).position.load(Ordering::Relaxed)
     }
 
     /// Sequences in `[tail, head)` whose id fingerprint is `id_hash`: first
@@ -665,6 +672,13 @@ impl RingWriter {
         Ok(seq)
     }
 }
+
+/// Searches `seek_timestamp` tries before giving up; two under loom, so a
+/// model's few appends can make every attempt race.
+#[cfg(not(loom))]
+const SEEK_ATTEMPTS: usize = 64;
+#[cfg(loom)]
+const SEEK_ATTEMPTS: usize = 2;
 
 /// Unit tests run the writer at chosen points of a seek, on the seeking
 /// thread, to pin its races down deterministically.

@@ -231,6 +231,12 @@ impl Subscription {
         self.generation.number
     }
 
+    /// The random token of the generation this subscription reads (the one
+    /// its auto ids carry, as in [`Published::generation_token`](crate::Published)).
+    pub fn generation_token(&self) -> u64 {
+        self.generation.token
+    }
+
     /// Waits for the next batch, keep-alive or end.
     pub async fn recv(&mut self) -> Delivery {
         std::future::poll_fn(|cx| self.poll_recv(cx)).await
