@@ -59,6 +59,25 @@ impl Rng {
     }
 }
 
+/// A clock that now and then stalls its reader for up to half a
+/// millisecond. The writer reads the clock between its epoch check and its
+/// append, so these stalls hold publishes in their race window with a reset.
+#[derive(Debug)]
+struct StallingClock {
+    calls: std::sync::atomic::AtomicU64,
+}
+
+impl ssehub::clock::Clock for StallingClock {
+    fn now_unix_nanos(&self) -> u64 {
+        let call = self.calls.fetch_add(1, Ordering::Relaxed);
+        // A fixed pattern of calls, spread by a multiplicative hash.
+        if call.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 58 == 0 {
+            std::thread::sleep(Duration::from_micros(50 + call % 450));
+        }
+        call
+    }
+}
+
 /// An acknowledged publish.
 #[derive(Debug, Clone)]
 struct Acked {
@@ -177,7 +196,15 @@ fn concurrent_hub_matches_the_sequential_model() {
     println!("seed {seed} (SSEHUB_MODEL_SEED replays the choices, not the timing)");
     let started = Instant::now();
     let deadline = started + Duration::from_secs(60);
-    let hub = Hub::with_config(HubConfig::default().capacity(128).keep_alive(None));
+    let clock = Arc::new(StallingClock {
+        calls: std::sync::atomic::AtomicU64::new(0),
+    });
+    let hub = Hub::with_config(
+        HubConfig::default()
+            .capacity(128)
+            .keep_alive(None)
+            .clock(clock),
+    );
     let lives = Arc::new(Mutex::new(Vec::new()));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
