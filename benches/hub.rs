@@ -5,7 +5,9 @@
 //!
 //! - `publish/*`: ns per event, pre-encoded 128 B frame, through the owned
 //!   `Publisher` (no lock) and the shared `Hub::publish_encoded` (producer
-//!   lock), with 0, 1,000 and 10,000 parked subscribers; plus encode+publish.
+//!   lock), with 0, 1,000 and 10,000 parked subscribers; plus encode+publish;
+//!   and through the `Publisher` with 1,000 busy subscribers (receiving
+//!   everything, parking whenever they catch up).
 //! - `fanout/*`: delivered events/s, 1 producer, N async subscribers on a
 //!   2-worker tokio runtime, every subscriber receives every event (checked),
 //!   ssehub vs `tokio::sync::broadcast` vs `async-broadcast`.
@@ -55,14 +57,43 @@ fn park_subscribers(hub: &Hub, n: usize) -> tokio::runtime::Runtime {
     rt
 }
 
+/// Starts `n` unfiltered subscriptions that receive everything published (a
+/// lapped one starts over live) on their own one-worker runtime, until the
+/// hub shuts down. Returns the runtime to keep them alive.
+fn busy_subscribers(hub: &Hub, n: usize) -> tokio::runtime::Runtime {
+    let rt = runtime(1);
+    for _ in 0..n {
+        let hub = hub.clone();
+        rt.spawn(async move {
+            let Ok(mut sub) = hub.subscribe(SubscribeOptions::live()) else {
+                return;
+            };
+            loop {
+                match sub.recv().await {
+                    Delivery::Batch(_) | Delivery::KeepAlive => {}
+                    Delivery::End(ssehub::EndReason::Lagged { .. }) => {
+                        match hub.subscribe(SubscribeOptions::live()) {
+                            Ok(again) => sub = again,
+                            Err(_) => return,
+                        }
+                    }
+                    Delivery::End(_) => return,
+                }
+            }
+        });
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while hub.parked_readers() < n && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    rt
+}
+
 fn publish(c: &mut Criterion) {
     let mut group = c.benchmark_group("publish");
     group.throughput(Throughput::Elements(1));
     for parked in [0usize, 1_000, 10_000] {
-        let hub = Hub::with_config(HubConfig {
-            keep_alive: None,
-            ..HubConfig::default()
-        });
+        let hub = Hub::with_config(HubConfig::default().keep_alive(None));
         let _rt = park_subscribers(&hub, parked);
         let encoded = hub.encode(&Event::new("bench", payload(PAYLOAD))).unwrap();
         group.bench_with_input(
@@ -84,6 +115,24 @@ fn publish(c: &mut Criterion) {
             |b, _| {
                 let data = payload(PAYLOAD);
                 b.iter(|| hub.publish(Event::new("bench", data.clone())).unwrap())
+            },
+        );
+        hub.shutdown();
+    }
+    // Busy subscribers: 1,000 unfiltered subscriptions that keep receiving
+    // (each wakes, takes a batch, and parks again), so the publish path sees
+    // subscribers arriving and leaving the parked count all the time.
+    {
+        let busy = 1_000usize;
+        let hub = Hub::with_config(HubConfig::default().keep_alive(None));
+        let _rt = busy_subscribers(&hub, busy);
+        let encoded = hub.encode(&Event::new("bench", payload(PAYLOAD))).unwrap();
+        group.bench_with_input(
+            BenchmarkId::new("ssehub_publisher_busy_subscribers", busy),
+            &busy,
+            |b, _| {
+                let mut publisher = hub.publisher().unwrap();
+                b.iter(|| publisher.publish_encoded(&encoded).unwrap())
             },
         );
         hub.shutdown();
@@ -115,11 +164,8 @@ fn fanout(c: &mut Criterion) {
             BenchmarkId::new("ssehub", subscribers),
             &subscribers,
             |b, &n| {
-                let hub = Hub::with_config(HubConfig {
-                    capacity: 4 * ROUND,
-                    keep_alive: None,
-                    ..HubConfig::default()
-                });
+                let hub =
+                    Hub::with_config(HubConfig::default().capacity(4 * ROUND).keep_alive(None));
                 let encoded = hub.encode(&Event::new("bench", payload(PAYLOAD))).unwrap();
                 b.to_async(&rt).iter_custom(|iters| {
                     let hub = hub.clone();
@@ -242,11 +288,7 @@ fn fanout(c: &mut Criterion) {
 fn resume(c: &mut Criterion) {
     let mut group = c.benchmark_group("resume");
     let capacity = 65_536;
-    let hub = Hub::with_config(HubConfig {
-        capacity,
-        keep_alive: None,
-        ..HubConfig::default()
-    });
+    let hub = Hub::with_config(HubConfig::default().capacity(capacity).keep_alive(None));
     let mut ids = Vec::new();
     for n in 0..capacity {
         let published = hub.publish(Event::new("t", n.to_string())).unwrap();
@@ -255,11 +297,7 @@ fn resume(c: &mut Criterion) {
         }
     }
     let mut custom_hub_ids = Vec::new();
-    let custom_hub = Hub::with_config(HubConfig {
-        capacity,
-        keep_alive: None,
-        ..HubConfig::default()
-    });
+    let custom_hub = Hub::with_config(HubConfig::default().capacity(capacity).keep_alive(None));
     for n in 0..capacity {
         let id = format!("order-{n}");
         custom_hub

@@ -8,10 +8,7 @@ use ssehub::{Delivery, Event, Hub, HubConfig, SubscribeOptions};
 
 #[tokio::main]
 async fn main() {
-    let hub = Hub::with_config(HubConfig {
-        keep_alive: Some(Duration::from_secs(1)),
-        ..HubConfig::default()
-    });
+    let hub = Hub::with_config(HubConfig::default().keep_alive(Some(Duration::from_secs(1))));
     let prices = hub
         .subscribe(SubscribeOptions::live().types(["price"]))
         .expect("subscribe");

@@ -20,11 +20,20 @@
 
 use std::sync::Arc;
 
-use arc_swap::ArcSwapOption;
 use bytes::Bytes;
 
 /// Slots in the cache; a power of two.
+#[cfg(not(loom))]
 const SLOTS: usize = 256;
+/// Two under loom, so the models' few batch starts share slots.
+#[cfg(loom)]
+const SLOTS: usize = 2;
+
+#[cfg(not(loom))]
+type Slot = arc_swap::ArcSwapOption<CachedBatch>;
+/// Loom cannot see inside `arc-swap`; a loom mutex stands in for it.
+#[cfg(loom)]
+type Slot = crate::loom::Mutex<Option<Arc<CachedBatch>>>;
 
 /// One shared batch: frames `[from, next)` (all types) as wire bytes.
 #[derive(Debug)]
@@ -38,19 +47,19 @@ pub(crate) struct CachedBatch {
 /// A small direct-mapped cache of batches keyed by their first sequence.
 #[derive(Debug)]
 pub(crate) struct BatchCache {
-    slots: Box<[ArcSwapOption<CachedBatch>]>,
+    slots: Box<[Slot]>,
 }
 
 impl Default for BatchCache {
     fn default() -> Self {
         BatchCache {
-            slots: (0..SLOTS).map(|_| ArcSwapOption::empty()).collect(),
+            slots: (0..SLOTS).map(|_| Slot::default()).collect(),
         }
     }
 }
 
 impl BatchCache {
-    fn slot(&self, from: u64) -> &ArcSwapOption<CachedBatch> {
+    fn slot(&self, from: u64) -> &Slot {
         // Fibonacci hashing: batch starts are often spaced by the batch
         // bound (a power of two), which plain masking would send to one slot.
         let index =
@@ -63,20 +72,46 @@ impl BatchCache {
     pub(crate) fn get(&self, from: u64) -> Option<Arc<CachedBatch>> {
         let slot = self.slot(from);
         // Cheap check through a guard before taking a reference.
+        #[cfg(not(loom))]
         let guard = slot.load();
+        #[cfg(loom)]
+        let guard = slot.lock();
         match &*guard {
             Some(batch) if batch.from == from => Some(Arc::clone(batch)),
             _ => None,
         }
     }
 
+    /// Empties every slot.
+    pub(crate) fn clear(&self) {
+        for slot in self.slots.iter() {
+            #[cfg(not(loom))]
+            slot.store(None);
+            #[cfg(loom)]
+            {
+                *slot.lock() = None;
+            }
+        }
+    }
+
     /// Offers a batch for others at the same position.
     pub(crate) fn put(&self, batch: CachedBatch) {
         let slot = self.slot(batch.from);
-        let current = slot.load();
-        if current.as_ref().is_some_and(|c| c.from == batch.from) {
-            return; // someone shared this start already
+        #[cfg(not(loom))]
+        {
+            let current = slot.load();
+            if current.as_ref().is_some_and(|c| c.from == batch.from) {
+                return; // someone shared this start already
+            }
+            slot.store(Some(Arc::new(batch)));
         }
-        slot.store(Some(Arc::new(batch)));
+        #[cfg(loom)]
+        {
+            let mut current = slot.lock();
+            if current.as_ref().is_some_and(|c| c.from == batch.from) {
+                return; // someone shared this start already
+            }
+            *current = Some(Arc::new(batch));
+        }
     }
 }

@@ -5,6 +5,7 @@ use std::fmt;
 
 /// Why an event could not be encoded.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum EventError {
     /// The type contains CR or LF.
     InvalidType,
@@ -42,8 +43,10 @@ impl fmt::Display for EventError {
 
 impl std::error::Error for EventError {}
 
-/// Why a publish failed. Nothing was published.
+/// Why a publish failed. Nothing was acknowledged (an event that raced a
+/// shutdown may still have reached subscribers before they ended).
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum PublishError {
     /// The event itself is invalid.
     Event(EventError),
@@ -82,6 +85,7 @@ impl From<EventError> for PublishError {
 
 /// Why a subscription could not be opened.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum SubscribeError {
     /// The resume point is no longer retained (overwritten, unknown id, or an
     /// id from another generation). Resuming would leave a gap.
@@ -106,6 +110,7 @@ pub enum SubscribeError {
 
 /// Why a resume point is gone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum GoneReason {
     /// The events after the point were overwritten; `missed` of them are lost.
     Overwritten {
@@ -157,6 +162,7 @@ impl std::error::Error for SubscribeError {}
 
 /// Why a subscription ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum EndReason {
     /// `reset()` started a new generation.
     Reset,

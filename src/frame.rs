@@ -249,6 +249,24 @@ pub fn frame_id(frame: &[u8]) -> Option<&str> {
     std::str::from_utf8(&rest[..end]).ok()
 }
 
+/// The event type a complete wire frame carries: its `event:` line, or
+/// `message` when it has none. Only `id:` and `retry:` lines may precede the
+/// `event:` line in frames this crate encodes.
+pub(crate) fn frame_type(frame: &[u8]) -> &[u8] {
+    let mut rest = frame;
+    while let Some(end) = memchr::memchr(b'\n', rest) {
+        let line = &rest[..end];
+        if let Some(event_type) = line.strip_prefix(b"event: ") {
+            return event_type;
+        }
+        if !(line.starts_with(ID_PREFIX) || line.starts_with(b"retry: ")) {
+            break;
+        }
+        rest = &rest[end + 1..];
+    }
+    DEFAULT_EVENT_TYPE.as_bytes()
+}
+
 /// A stack buffer for [`format_u64`].
 pub(crate) fn itoa_buf() -> [u8; 20] {
     [0u8; 20]

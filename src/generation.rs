@@ -37,7 +37,6 @@ pub struct Generation {
     pub(crate) total_subscribers: AtomicU64,
     pub(crate) lagged_disconnects: AtomicU64,
     /// Batches shared between unfiltered subscribers at the same cursor.
-    #[cfg(not(loom))]
     pub(crate) batches: crate::batch_cache::BatchCache,
 }
 
@@ -53,7 +52,6 @@ impl Generation {
             active_subscribers: CachePadded::new(AtomicUsize::new(0)),
             total_subscribers: AtomicU64::new(0),
             lagged_disconnects: AtomicU64::new(0),
-            #[cfg(not(loom))]
             batches: Default::default(),
         }
     }
@@ -91,6 +89,12 @@ impl Generation {
         let _ = self
             .state
             .compare_exchange(OPEN, state, Ordering::AcqRel, Ordering::Acquire);
+    }
+
+    /// Drops the batches cached for sharing (after a close: nobody needs
+    /// them any more, and they may hold up to a ring's worth of bytes).
+    pub(crate) fn release_caches(&self) {
+        self.batches.clear();
     }
 
     /// Why the generation is closed, or `None` while it is open.

@@ -19,19 +19,40 @@
 //!   waits for the writer.
 //! - After each publish the writer does one RMW on the wake signal; parked
 //!   readers are woken by the notifier thread, off the publish path.
+//!
+//! # A publish racing a reset
+//!
+//! The writer may have checked the epoch just before a reset and append to
+//! the generation that reset then closes. Such an event must not be
+//! acknowledged unless the subscribers of that generation read it, so both
+//! sides order themselves on one word, the wake signal's `parked` count:
+//!
+//! - writer: head store (`Release`), the `AcqRel` RMW on `parked` it does
+//!   anyway, then an `Acquire` load of the epoch;
+//! - reset/shutdown: epoch store (`Release`), an `AcqRel` RMW on `parked`,
+//!   then the generation's close (`AcqRel`).
+//!
+//! RMWs on one word are totally ordered. If the writer's comes first, reset
+//! acquires the new head before it closes, so a subscriber that sees the
+//! close also sees the event; subscriptions drain what is left after they
+//! see a close, before they end. If reset's comes first, the writer's epoch
+//! load sees the new epoch, and the writer appends the event again to the
+//! current generation (or fails with `Shutdown`). So an `Ok` publish is in
+//! the generation its `Published` names and every subscriber of that
+//! generation reads it, or ends for another reason first. The cost is one
+//! load of a line that only changes on reset. An event that raced a reset
+//! this way may also reach subscribers of the old generation before their
+//! `End(Reset)`.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-
-use arc_swap::ArcSwap;
-use parking_lot::Mutex;
 
 use crate::clock::{Clock, SystemClock};
 use crate::error::{EndReason, EventError, PublishError, SubscribeError};
 use crate::frame::{EncodedEvent, Event, ID_PREFIX};
 use crate::generation::Generation;
 use crate::id::{self, AutoIdLine, MAX_AUTO_ID_LEN};
+use crate::loom::{ArcCell, AtomicBool, AtomicU64, AtomicUsize, Mutex, Ordering};
 use crate::resume::{self, Resume};
 use crate::ring::{Ring, RingWriter};
 use crate::subscription::{Filter, Subscription};
@@ -39,7 +60,18 @@ use crate::tag::fnv1a;
 use crate::wait::Waiters;
 
 /// Hub settings. Every field has a default; see [`HubConfig::default`].
+/// Build one with the setters:
+///
+/// ```
+/// use std::time::Duration;
+/// use ssehub::{Hub, HubConfig};
+///
+/// let hub = Hub::with_config(HubConfig::default().capacity(1024).keep_alive(None));
+/// assert_eq!(hub.config().capacity, 1024);
+/// assert_eq!(hub.config().keep_alive, None::<Duration>);
+/// ```
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct HubConfig {
     /// Ring slots (events retained), rounded up to a power of two. Default 4096.
     pub capacity: usize,
@@ -79,8 +111,65 @@ impl Default for HubConfig {
     }
 }
 
+impl HubConfig {
+    /// Sets [`capacity`](HubConfig::capacity).
+    pub fn capacity(mut self, capacity: usize) -> HubConfig {
+        self.capacity = capacity;
+        self
+    }
+
+    /// Sets [`max_bytes`](HubConfig::max_bytes).
+    pub fn max_bytes(mut self, max_bytes: usize) -> HubConfig {
+        self.max_bytes = max_bytes;
+        self
+    }
+
+    /// Sets [`max_event_bytes`](HubConfig::max_event_bytes).
+    pub fn max_event_bytes(mut self, max_event_bytes: usize) -> HubConfig {
+        self.max_event_bytes = max_event_bytes;
+        self
+    }
+
+    /// Sets [`max_types`](HubConfig::max_types).
+    pub fn max_types(mut self, max_types: usize) -> HubConfig {
+        self.max_types = max_types;
+        self
+    }
+
+    /// Sets [`max_subscribers`](HubConfig::max_subscribers).
+    pub fn max_subscribers(mut self, max_subscribers: usize) -> HubConfig {
+        self.max_subscribers = max_subscribers;
+        self
+    }
+
+    /// Sets [`keep_alive`](HubConfig::keep_alive).
+    pub fn keep_alive(mut self, keep_alive: Option<Duration>) -> HubConfig {
+        self.keep_alive = keep_alive;
+        self
+    }
+
+    /// Sets [`max_batch_frames`](HubConfig::max_batch_frames).
+    pub fn max_batch_frames(mut self, max_batch_frames: usize) -> HubConfig {
+        self.max_batch_frames = max_batch_frames;
+        self
+    }
+
+    /// Sets [`max_batch_bytes`](HubConfig::max_batch_bytes).
+    pub fn max_batch_bytes(mut self, max_batch_bytes: usize) -> HubConfig {
+        self.max_batch_bytes = max_batch_bytes;
+        self
+    }
+
+    /// Sets [`clock`](HubConfig::clock).
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> HubConfig {
+        self.clock = clock;
+        self
+    }
+}
+
 /// Where a published event landed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Published {
     /// The generation's token.
     pub generation_token: u64,
@@ -93,10 +182,17 @@ impl Published {
     pub fn auto_id(&self) -> String {
         id::auto_id(self.generation_token, self.seq)
     }
+
+    /// The id subscribers see for `event` published here: its own id, or
+    /// else the auto id of this position.
+    pub fn id_of(&self, event: &Event) -> String {
+        event.id().map_or_else(|| self.auto_id(), str::to_owned)
+    }
 }
 
 /// Figures about the current generation.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Stats {
     /// Generation number (1 at start, +1 per reset).
     pub generation: u64,
@@ -114,6 +210,7 @@ pub struct Stats {
 
 /// Figures about the current ring.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct RingStats {
     /// Slots.
     pub capacity: usize,
@@ -169,6 +266,16 @@ impl WriterCore {
         Ok(())
     }
 
+    /// After an append and the wake signal's RMW (`publish_done`): true if
+    /// no reset or shutdown closed this generation before that RMW, so its
+    /// subscribers read the append (see "A publish racing a reset").
+    #[inline]
+    fn landed(&self, shared: &Shared) -> bool {
+        // Acquire: pairs with reset's Release store (through the RMWs on
+        // `parked` when reset's comes first).
+        shared.epoch.load(Ordering::Acquire) == self.generation.number
+    }
+
     /// Appends one encoded event; the caller then calls `publish_done`.
     #[inline]
     fn append(&mut self, event: &EncodedEvent, now: u64) -> Result<Published, PublishError> {
@@ -201,7 +308,7 @@ impl WriterCore {
 /// State shared by the hub handle, publishers and subscriptions.
 pub(crate) struct Shared {
     pub(crate) config: HubConfig,
-    pub(crate) current: ArcSwap<Generation>,
+    pub(crate) current: ArcCell<Generation>,
     /// Number of the current generation; the writer's cheap reset check.
     epoch: AtomicU64,
     /// `None` while a [`Publisher`] owns the writer.
@@ -278,7 +385,7 @@ impl Hub {
         }
         let generation = Arc::new(new_generation(&config, 1));
         let shared = Shared {
-            current: ArcSwap::new(generation.clone()),
+            current: ArcCell::new(generation.clone()),
             epoch: AtomicU64::new(1),
             writer: Mutex::new(Some(WriterCore::new(generation))),
             reset_lock: Mutex::new(()),
@@ -340,24 +447,33 @@ impl Hub {
     /// encoded with a larger limit than this hub's.
     pub fn publish_encoded(&self, event: &EncodedEvent) -> Result<Published, PublishError> {
         self.check_size(event)?;
-        let mut guard = self.shared.writer.lock();
-        let writer = guard.as_mut().ok_or(PublishError::WriterTaken)?;
-        writer.follow(&self.shared)?;
-        let published = writer.append(event, self.shared.config.clock.now_unix_nanos())?;
-        drop(guard);
-        self.shared.waiters.publish_done();
-        Ok(published)
+        let shared = &*self.shared;
+        loop {
+            let mut guard = shared.writer.lock();
+            let writer = guard.as_mut().ok_or(PublishError::WriterTaken)?;
+            writer.follow(shared)?;
+            let published = writer.append(event, shared.config.clock.now_unix_nanos())?;
+            let number = writer.generation.number;
+            drop(guard);
+            shared.waiters.publish_done();
+            // See "A publish racing a reset": otherwise publish it again in
+            // the generation that replaced this one.
+            if shared.epoch.load(Ordering::Acquire) == number {
+                return Ok(published);
+            }
+        }
     }
 
     /// Publishes a batch, all or nothing: every event is validated first, and
-    /// if one is invalid nothing is published. Returns each event's id (its
-    /// own or its auto id).
+    /// if one is invalid nothing is published. Returns where each event
+    /// landed, in order, as [`Hub::publish`] does for one
+    /// ([`Published::id_of`] gives its id).
     ///
     /// # Errors
     ///
     /// [`PublishError::InBatch`] naming the first invalid event; otherwise as
     /// [`Hub::publish`].
-    pub fn publish_batch(&self, events: &[Event]) -> Result<Vec<String>, PublishError> {
+    pub fn publish_batch(&self, events: &[Event]) -> Result<Vec<Published>, PublishError> {
         let encoded = events
             .iter()
             .enumerate()
@@ -366,25 +482,30 @@ impl Hub {
                     .map_err(|error| PublishError::InBatch { index, error })
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let mut guard = self.shared.writer.lock();
-        let writer = guard.as_mut().ok_or(PublishError::WriterTaken)?;
-        writer.follow(&self.shared)?;
-        let now = self.shared.config.clock.now_unix_nanos();
-        let mut ids = Vec::with_capacity(encoded.len());
-        for event in &encoded {
-            // Cannot fail: sizes were checked against max_event_bytes, which
-            // is at most the ring's budget.
-            let published = writer.append(event, now)?;
-            ids.push(match event.id() {
-                Some(id) => id.to_owned(),
-                None => published.auto_id(),
-            });
+        if encoded.is_empty() {
+            return Ok(Vec::new());
         }
-        drop(guard);
-        if !encoded.is_empty() {
-            self.shared.waiters.publish_done();
+        let shared = &*self.shared;
+        let mut landed = Vec::with_capacity(encoded.len());
+        loop {
+            landed.clear();
+            let mut guard = shared.writer.lock();
+            let writer = guard.as_mut().ok_or(PublishError::WriterTaken)?;
+            writer.follow(shared)?;
+            let now = shared.config.clock.now_unix_nanos();
+            for event in &encoded {
+                // Cannot fail: sizes were checked against max_event_bytes,
+                // which is at most the ring's budget.
+                landed.push(writer.append(event, now)?);
+            }
+            let number = writer.generation.number;
+            drop(guard);
+            shared.waiters.publish_done();
+            // See "A publish racing a reset".
+            if shared.epoch.load(Ordering::Acquire) == number {
+                return Ok(landed);
+            }
         }
-        Ok(ids)
     }
 
     fn check_size(&self, event: &EncodedEvent) -> Result<(), EventError> {
@@ -444,8 +565,16 @@ impl Hub {
     }
 
     /// Starts a new generation: a fresh, empty ring with a new id token. Open
-    /// subscriptions end with [`EndReason::Reset`]; publishes after this call
-    /// land in the new ring; ids from before it are `Gone`.
+    /// subscriptions end with [`EndReason::Reset`] after delivering what the
+    /// old generation holds; publishes after this call land in the new ring;
+    /// ids from before it are `Gone`.
+    ///
+    /// A publish that races the reset either lands in the new generation or
+    /// is read by the old generation's subscribers before they end (see the
+    /// `hub` module docs); it is never acknowledged into a closed generation
+    /// nobody reads. The shared writer moves to the new generation at once,
+    /// releasing the old ring (unless a publish holds it right now, or a
+    /// [`Publisher`] owns it: then at its next publish or drop).
     pub fn reset(&self) {
         let shared = &self.shared;
         let _serialized = shared.reset_lock.lock();
@@ -458,20 +587,27 @@ impl Hub {
         shared.current.store(new);
         // Release: the writer that sees the new epoch sees the new generation.
         shared.epoch.store(number, Ordering::Release);
-        old.close(EndReason::Reset);
-        shared.waiters.wake_all();
+        close_after_publishes(shared, &old, EndReason::Reset);
+        // Release the old ring and its cached batches now, not at the next
+        // publish. `try_lock`: a publish in progress moves the writer itself.
+        if let Some(mut writer) = shared.writer.try_lock() {
+            if let Some(core) = writer.as_mut() {
+                let _ = core.follow(shared);
+            }
+        }
+        old.release_caches();
     }
 
-    /// Ends every subscription for good. Later publishes and subscribes fail
-    /// with `Shutdown`.
+    /// Ends every subscription for good (each delivers what its generation
+    /// holds first). Later publishes and subscribes fail with `Shutdown`.
     pub fn shutdown(&self) {
         let shared = &self.shared;
         let _serialized = shared.reset_lock.lock();
         shared.shut_down.store(true, Ordering::Release);
         // Forces the writer to re-check and see `shut_down`.
         shared.epoch.store(u64::MAX, Ordering::Release);
-        shared.current.load().close(EndReason::Shutdown);
-        shared.waiters.wake_all();
+        let current = shared.current.load_full();
+        close_after_publishes(shared, &current, EndReason::Shutdown);
     }
 
     /// True once [`Hub::shutdown`] was called.
@@ -483,8 +619,12 @@ impl Hub {
     pub fn stats(&self) -> Stats {
         let generation = self.shared.current.load_full();
         let ring = &generation.ring;
-        let head = ring.head();
+        // Tail first: the head loaded after it is at least as high, however
+        // far a busy writer moves both in between; and no more than a ring
+        // apart (the writer may have moved `tail` since it was loaded).
         let tail = ring.tail();
+        let head = ring.head();
+        let tail = tail.max(head.saturating_sub(ring.capacity() as u64));
         let mut buf = Vec::new();
         let mut id_of = |seq: u64| {
             buf.clear();
@@ -518,6 +658,16 @@ impl Hub {
     pub fn parked_readers(&self) -> usize {
         self.shared.waiters.signal.parked()
     }
+}
+
+/// Closes `generation` (after the epoch store that retires it) so that every
+/// publish either is visible to its subscribers when they see the close, or
+/// sees the new epoch (see "A publish racing a reset"); then wakes everyone.
+fn close_after_publishes(shared: &Shared, generation: &Generation, reason: EndReason) {
+    // The AcqRel RMW on `parked` that the writer also does after each append.
+    shared.waiters.signal.anyone_parked();
+    generation.close(reason);
+    shared.waiters.wake_all();
 }
 
 fn new_generation(config: &HubConfig, number: u64) -> Generation {
@@ -572,10 +722,16 @@ impl Publisher {
         self.hub.check_size(event)?;
         let shared = &*self.hub.shared;
         let core = self.core.as_mut().expect("the core is only taken in drop");
-        core.follow(shared)?;
-        let published = core.append(event, shared.config.clock.now_unix_nanos())?;
-        shared.waiters.publish_done();
-        Ok(published)
+        loop {
+            core.follow(shared)?;
+            let published = core.append(event, shared.config.clock.now_unix_nanos())?;
+            shared.waiters.publish_done();
+            // See "A publish racing a reset": otherwise publish it again in
+            // the generation that replaced this one.
+            if core.landed(shared) {
+                return Ok(published);
+            }
+        }
     }
 
     /// The hub this publisher writes to.
@@ -592,6 +748,7 @@ impl Drop for Publisher {
 
 /// What to subscribe to and where to start.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct SubscribeOptions {
     /// Event types to receive; empty means all.
     pub types: Vec<String>,
@@ -626,5 +783,64 @@ impl SubscribeOptions {
     pub fn from_timestamp(mut self, unix_nanos: u64) -> SubscribeOptions {
         self.resume = Resume::FromTimestamp(unix_nanos);
         self
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use crate::Delivery;
+
+    /// Issue 9 item 8: after a reset with no further publish, nothing but
+    /// the caller may keep the old generation (its ring's arena, its cached
+    /// batches) alive.
+    #[test]
+    fn reset_releases_the_old_generation() {
+        let hub = Hub::with_config(HubConfig::default().keep_alive(None));
+        let mut subscription = hub.subscribe(SubscribeOptions::live()).unwrap();
+        hub.publish(Event::new("t", "x")).unwrap();
+        assert!(matches!(subscription.try_recv(), Some(Delivery::Batch(_))));
+        drop(subscription);
+        let old = hub.shared.current.load_full();
+        let weak_ring = Arc::downgrade(&old.ring);
+        assert!(old.batches.get(0).is_some(), "the batch was cached");
+        hub.reset();
+        assert!(old.batches.get(0).is_none(), "cached batches released");
+        drop(old);
+        assert!(weak_ring.upgrade().is_none(), "the old ring is freed");
+    }
+
+    /// The tag hook forces two types onto one tag: a filtered subscriber
+    /// must still get only the type it asked for.
+    #[test]
+    fn a_tag_collision_never_delivers_a_type_not_asked_for() {
+        crate::tag::collision::force("wanted", 42);
+        crate::tag::collision::force("intruder", 42);
+        assert_eq!(crate::TypeTag::of("wanted"), crate::TypeTag::of("intruder"));
+        let hub = Hub::with_config(HubConfig::default().keep_alive(None));
+        let mut subscription = hub
+            .subscribe(SubscribeOptions::live().types(["wanted"]))
+            .unwrap();
+        hub.publish(Event::new("intruder", "a")).unwrap();
+        hub.publish(Event::new("wanted", "b")).unwrap();
+        hub.publish(Event::new("intruder", "c")).unwrap();
+        let Some(Delivery::Batch(batch)) = subscription.try_recv() else {
+            panic!("the wanted event is delivered");
+        };
+        assert_eq!(batch.len(), 1);
+        assert!(
+            batch.bytes().ends_with(b"event: wanted\ndata: b\n\n"),
+            "{:?}",
+            batch.bytes()
+        );
+        // Only intruders since: nothing to deliver, and the cursor moved on.
+        hub.publish(Event::new("intruder", "d")).unwrap();
+        assert_eq!(subscription.try_recv(), None);
+        hub.publish(Event::new("wanted", "e")).unwrap();
+        let Some(Delivery::Batch(batch)) = subscription.try_recv() else {
+            panic!("the next wanted event is delivered");
+        };
+        assert_eq!(batch.len(), 1);
+        assert!(batch.bytes().ends_with(b"data: e\n\n"));
     }
 }

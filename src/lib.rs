@@ -83,37 +83,47 @@
 //!   embedders who want the same performance.
 //!
 //! None is on by default: the engine alone depends on no HTTP stack.
-#![warn(missing_docs, unsafe_op_in_unsafe_fn)]
+#![warn(
+    missing_docs,
+    unsafe_op_in_unsafe_fn,
+    clippy::undocumented_unsafe_blocks
+)]
 
-#[cfg(not(loom))]
 mod batch_cache;
 pub mod clock;
 pub mod error;
 pub mod frame;
-#[cfg_attr(loom, allow(dead_code))]
+// The engine's internals are not API. Only the loom models (`loom-tests/`,
+// built with `--cfg loom`) reach them directly, so they are public there.
+#[cfg(loom)]
 pub mod generation;
+#[cfg(not(loom))]
+#[allow(dead_code)] // accessors the loom models use
+mod generation;
 #[cfg(all(feature = "axum", not(loom)))]
 pub mod http;
-#[cfg(not(loom))]
 mod hub;
 #[cfg_attr(loom, allow(dead_code))]
 mod id;
 mod id_index;
 pub(crate) mod loom;
-#[cfg(not(loom))]
 mod resume;
+#[cfg(loom)]
 pub mod ring;
 #[cfg(not(loom))]
+#[allow(dead_code)] // reads the loom models use
+mod ring;
 mod subscription;
-pub mod tag;
+mod tag;
+#[cfg(loom)]
 pub mod wait;
+#[cfg(not(loom))]
+#[allow(dead_code)] // the loom models drive the signal directly
+mod wait;
 
 pub use error::{EndReason, EventError, GoneReason, PublishError, SubscribeError};
 pub use frame::{EncodedEvent, Event};
-#[cfg(not(loom))]
 pub use hub::{Hub, HubConfig, Published, Publisher, RingStats, Stats, SubscribeOptions};
-#[cfg(not(loom))]
 pub use resume::Resume;
-#[cfg(not(loom))]
 pub use subscription::{Batch, Delivery, SseStream, Subscription, KEEP_ALIVE};
 pub use tag::TypeTag;

@@ -82,6 +82,24 @@ pub struct Lapped {
     pub missed: u64,
 }
 
+/// Why [`Ring::read`] or [`Ring::meta`] returned no frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadError {
+    /// The sequence is no longer retained.
+    Lapped(Lapped),
+    /// The sequence is not published yet (`seq >= head`).
+    NotPublished {
+        /// The head the read saw.
+        head: u64,
+    },
+}
+
+impl From<Lapped> for ReadError {
+    fn from(lapped: Lapped) -> ReadError {
+        ReadError::Lapped(lapped)
+    }
+}
+
 /// Per-slot index of one frame. Written by the writer only; read racily by
 /// readers and validated through `tail`.
 struct Slot {
@@ -261,6 +279,17 @@ impl Ring {
         }
     }
 
+    /// `seq` is below the head: fully written and visible (the `Acquire`
+    /// load of `head` pairs with the writer's `Release` store).
+    fn check_published(&self, seq: u64) -> Result<(), ReadError> {
+        let head = self.head();
+        if seq < head {
+            Ok(())
+        } else {
+            Err(ReadError::NotPublished { head })
+        }
+    }
+
     fn check_retained(&self, seq: u64) -> Result<(), Lapped> {
         let tail = self.tail();
         if seq < tail {
@@ -280,9 +309,10 @@ impl Ring {
     ///
     /// # Errors
     ///
-    /// [`Lapped`] if `seq` is not (or no longer) retained.
-    pub fn meta(&self, seq: u64) -> Result<FrameMeta, Lapped> {
-        debug_assert!(seq < self.head.load(Ordering::Relaxed));
+    /// [`ReadError::NotPublished`] if `seq` is at or past the head,
+    /// [`ReadError::Lapped`] if it is no longer retained.
+    pub fn meta(&self, seq: u64) -> Result<FrameMeta, ReadError> {
+        self.check_published(seq)?;
         self.check_retained(seq)?;
         let meta = self.meta_unvalidated(seq);
         self.validate(seq)?;
@@ -345,10 +375,12 @@ impl Ring {
     ///
     /// # Errors
     ///
-    /// [`Lapped`] if `seq` was not or is no longer retained; `out` then holds
-    /// garbage after its original length and should be truncated.
-    pub fn read(&self, seq: u64, out: &mut Vec<u8>) -> Result<FrameMeta, Lapped> {
-        debug_assert!(seq < self.head.load(Ordering::Relaxed));
+    /// [`ReadError::NotPublished`] if `seq` is at or past the head (nothing
+    /// is copied); [`ReadError::Lapped`] if it is no longer retained, and
+    /// then `out` holds garbage after its original length and should be
+    /// truncated.
+    pub fn read(&self, seq: u64, out: &mut Vec<u8>) -> Result<FrameMeta, ReadError> {
+        self.check_published(seq)?;
         self.check_retained(seq)?;
         let meta = self.meta_unvalidated(seq);
         self.copy_frame(seq, out);
@@ -423,21 +455,36 @@ impl Ring {
     /// # Errors
     ///
     /// [`Lapped`] if the search raced with overwrites too often to finish.
+    ///
+    /// The result may have been evicted by the time it is returned (when
+    /// every retained timestamp was `>= at`); the caller checks it against
+    /// the tail and the evicted timestamp.
     pub fn seek_timestamp(&self, at: u64) -> Result<u64, Lapped> {
-        for _ in 0..64 {
-            let head = self.head();
+        for _ in 0..SEEK_ATTEMPTS {
+            // Tail first: the head loaded after it is at least as high, so
+            // `[tail, head)` is never inverted however fast the writer runs.
             let tail = self.tail();
+            #[cfg(test)]
+            seek_hook::run(seek_hook::Point::Window);
+            let head = self.head();
             let (mut low, mut high) = (tail, head);
+            // The lowest sequence whose slot the search read: the copy is
+            // good as long as nothing at or above it was overwritten, which
+            // with a full ring lets `tail` move by up to half the window.
+            let mut lowest_read = head;
             while low < high {
                 let mid = low + (high - low) / 2;
+                lowest_read = lowest_read.min(mid);
                 let timestamp = self.slot(mid).timestamp.load(Ordering::Relaxed);
+                #[cfg(test)]
+                seek_hook::run(seek_hook::Point::Probe);
                 if timestamp < at {
                     low = mid + 1;
                 } else {
                     high = mid;
                 }
             }
-            if self.validate(tail).is_ok() {
+            if self.validate(lowest_read).is_ok() {
                 return Ok(low);
             }
         }
@@ -445,13 +492,21 @@ impl Ring {
         Err(Lapped { missed: tail })
     }
 
+    /// Arena position of `seq`'s frame, unvalidated (for the loom models, to
+    /// prove they reach an early wrap).
+    #[cfg(loom)]
+    pub fn position_of(&self, seq: u64) -> u64 {
+        self.slot(seq).position.load(Ordering::Relaxed)
+    }
+
     /// Sequences in `[tail, head)` whose id fingerprint is `id_hash`: first
     /// the id index's candidates (O(1)), then all of them newest first (a
     /// scan, for when the index lost the id). Values may be stale; confirm
     /// each with [`Ring::read`].
     pub fn find_id_hash(&self, id_hash: u64) -> impl Iterator<Item = u64> + '_ {
-        let head = self.head();
+        // Tail first, so `tail <= head` (see `seek_timestamp`).
         let tail = self.tail();
+        let head = self.head();
         self.ids.candidates(id_hash, tail, head).chain(
             (tail..head)
                 .rev()
@@ -585,7 +640,10 @@ impl RingWriter {
         bytes[..skip].copy_from_slice(&self.last_word.to_ne_bytes()[..skip]);
         bytes[skip..skip + header.len()].copy_from_slice(header);
         bytes[skip + header.len()..skip + len].copy_from_slice(body);
-        self.last_word = scratch[words - 1];
+        // An empty frame at a word boundary spans no word at all.
+        if let Some(&last) = scratch.last() {
+            self.last_word = last;
+        }
         let start = ((self.end / WORD as u64) & ring.arena_word_mask) as usize;
         let first_run = words.min(ring.arena.len() - start);
         let (run, wrapped) = scratch.split_at(first_run);
@@ -612,6 +670,47 @@ impl RingWriter {
         self.head = seq + 1;
         ring.head.store(self.head, Ordering::Release);
         Ok(seq)
+    }
+}
+
+/// Searches `seek_timestamp` tries before giving up; two under loom, so a
+/// model's few appends can make every attempt race.
+#[cfg(not(loom))]
+const SEEK_ATTEMPTS: usize = 64;
+#[cfg(loom)]
+const SEEK_ATTEMPTS: usize = 2;
+
+/// Unit tests run the writer at chosen points of a seek, on the seeking
+/// thread, to pin its races down deterministically.
+#[cfg(test)]
+mod seek_hook {
+    use std::cell::RefCell;
+
+    /// Where in `seek_timestamp` the hook runs.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub(super) enum Point {
+        /// Between the loads of the window's two ends.
+        Window,
+        /// After each timestamp the search reads.
+        Probe,
+    }
+
+    type Hook = Box<dyn FnMut(Point)>;
+
+    thread_local! {
+        static HOOK: RefCell<Option<Hook>> = const { RefCell::new(None) };
+    }
+
+    pub(super) fn set(hook: Option<Hook>) {
+        HOOK.with(|slot| *slot.borrow_mut() = hook);
+    }
+
+    pub(super) fn run(point: Point) {
+        HOOK.with(|slot| {
+            if let Some(hook) = slot.borrow_mut().as_mut() {
+                hook(point);
+            }
+        });
     }
 }
 
@@ -658,17 +757,30 @@ fn words_as_bytes_mut(words: &mut [u64]) -> &mut [u8] {
     unsafe { std::slice::from_raw_parts_mut(words.as_mut_ptr().cast::<u8>(), len) }
 }
 
-/// `words` zeroed atomic words. Outside loom this is one zeroed allocation,
-/// which the OS maps lazily, so a 64 MiB budget costs nothing until used.
+/// `words` zeroed atomic words. Outside loom this is one zeroed allocation
+/// with the atomics' own layout, which the OS maps lazily, so a 64 MiB
+/// budget costs nothing until used.
 #[cfg(not(loom))]
 pub(crate) fn zeroed_words(words: usize) -> Box<[AtomicU64]> {
-    let plain: Box<[u64]> = vec![0u64; words].into_boxed_slice();
-    let raw = Box::into_raw(plain) as *mut [AtomicU64];
-    // SAFETY: `AtomicU64` has the same size and bit validity as `u64` (its
-    // docs guarantee the in-memory representation), the allocation came from
-    // a `Box<[u64]>` of the same length and layout, and ownership moves
-    // wholesale from `plain` to the returned box.
-    unsafe { Box::from_raw(raw) }
+    use std::alloc::{alloc_zeroed, handle_alloc_error, Layout};
+
+    if words == 0 {
+        return Box::new([]);
+    }
+    // The layout of `[AtomicU64; words]` (alignment 8 even where `u64` has
+    // 4, as on i686): the same layout `Box<[AtomicU64]>` frees with.
+    let layout = Layout::array::<AtomicU64>(words).expect("arena size overflows the address space");
+    // SAFETY: `layout` has a non-zero size (`words > 0`, `AtomicU64` is 8
+    // bytes).
+    let ptr = unsafe { alloc_zeroed(layout) }.cast::<AtomicU64>();
+    if ptr.is_null() {
+        handle_alloc_error(layout);
+    }
+    // SAFETY: `ptr` is a live allocation from the global allocator with the
+    // layout of `[AtomicU64; words]`, so the box frees it with that same
+    // layout; all its bytes are zero, and an all-zero `AtomicU64` is a valid
+    // value (0); nothing else owns it.
+    unsafe { Box::from_raw(std::ptr::slice_from_raw_parts_mut(ptr, words)) }
 }
 
 #[cfg(loom)]
@@ -722,8 +834,14 @@ mod tests {
         }
         assert_eq!((ring.tail(), ring.head()), (2, 6));
         let mut out = Vec::new();
-        assert_eq!(ring.read(1, &mut out), Err(Lapped { missed: 1 }));
-        assert_eq!(ring.read(0, &mut out), Err(Lapped { missed: 2 }));
+        assert_eq!(
+            ring.read(1, &mut out),
+            Err(ReadError::Lapped(Lapped { missed: 1 }))
+        );
+        assert_eq!(
+            ring.read(0, &mut out),
+            Err(ReadError::Lapped(Lapped { missed: 2 }))
+        );
         out.clear();
         ring.read(2, &mut out).unwrap();
         assert_eq!(out, frame(2, 16));
@@ -853,6 +971,116 @@ mod tests {
             .append(b"", &frame(4, 16), TypeTag::of("t"), 5, 0)
             .unwrap();
         assert_eq!(ring.meta(4).unwrap().timestamp, 30);
+    }
+
+    /// Issue 9, item 4: reads past the head must be refused, not served
+    /// from the slot a lap ago (or torn, at the head being written).
+    #[test]
+    fn reads_at_or_past_the_head_are_refused() {
+        let ring = Arc::new(Ring::new(4, 1 << 10));
+        let mut writer = Ring::claim_writer(&ring).unwrap();
+        for n in 0..5 {
+            append(&mut writer, n, 16);
+        }
+        let mut out = Vec::new();
+        assert!(ring.read(5, &mut out).is_err(), "read(head) is refused");
+        assert!(ring.read(9, &mut out).is_err(), "read(head + 4) is refused");
+        assert!(out.is_empty(), "nothing copied: {out:?}");
+        assert!(ring.meta(5).is_err(), "meta(head) is refused");
+        assert_eq!(ring.read(4, &mut out).unwrap().seq, 4);
+        assert_eq!(out, frame(4, 16));
+    }
+
+    /// Issue 9, item 5: an empty frame must not panic the writer.
+    #[test]
+    fn an_empty_frame_is_appended_and_read_back() {
+        let ring = Arc::new(Ring::new(4, 1 << 10));
+        let mut writer = Ring::claim_writer(&ring).unwrap();
+        assert_eq!(writer.append(b"", b"", TypeTag::of("t"), 0, 0), Ok(0));
+        append(&mut writer, 1, 21);
+        assert_eq!(writer.append(b"", b"", TypeTag::of("t"), 0, 0), Ok(2));
+        append(&mut writer, 3, 16);
+        let mut out = Vec::new();
+        let read = ring.read_batch(0, 8, usize::MAX, &[], &mut out).unwrap();
+        assert_eq!(read, BatchRead { next: 4, frames: 4 });
+        let expected: Vec<u8> = [frame(1, 21), frame(3, 16)].concat();
+        assert_eq!(out, expected);
+    }
+
+    /// Issue 9, item 6: the arena has the atomics' layout (alignment 8 even
+    /// on targets where `u64` has 4), zeroed, for any size. On x86_64 both
+    /// layouts agree, so this cannot fail on this host; the fix is that the
+    /// allocation no longer borrows `u64`'s layout at all.
+    #[test]
+    fn arena_words_have_the_atomic_layout_and_start_zeroed() {
+        for words in [0usize, 1, 3, 4096, 1 << 20] {
+            let arena = zeroed_words(words);
+            assert_eq!(arena.len(), words);
+            assert_eq!(
+                arena.as_ptr() as usize % std::mem::align_of::<AtomicU64>(),
+                0
+            );
+            assert!(arena.iter().all(|word| word.load(Ordering::Relaxed) == 0));
+        }
+    }
+
+    /// Issue 9, item 3: with a full ring every append raises `tail`; a seek
+    /// for a timestamp still retained in the middle of the ring must find
+    /// it, not give up because `tail` moved during the search. The hook
+    /// appends one frame after every timestamp the search reads.
+    #[test]
+    fn seek_succeeds_against_a_writer_that_keeps_evicting() {
+        const CAPACITY: u64 = 1 << 10;
+        let ring = Arc::new(Ring::new(CAPACITY as usize, 1 << 20));
+        let mut writer = Ring::claim_writer(&ring).unwrap();
+        for n in 0..CAPACITY {
+            writer
+                .append(b"", b"x\n\n", TypeTag::of("t"), n, 0)
+                .unwrap();
+        }
+        let mut next = CAPACITY;
+        seek_hook::set(Some(Box::new(move |point| {
+            if point == seek_hook::Point::Probe {
+                // Timestamp == sequence.
+                writer
+                    .append(b"", b"x\n\n", TypeTag::of("t"), next, 0)
+                    .unwrap();
+                next += 1;
+            }
+        })));
+        for _ in 0..100 {
+            let at = ring.tail() + CAPACITY / 2;
+            assert_eq!(ring.seek_timestamp(at), Ok(at), "retained, so found");
+        }
+        seek_hook::set(None);
+    }
+
+    /// Issue 9, item 2 (in the ring): a writer that moves `tail` past the
+    /// `head` a seek loaded must not make the seek answer a sequence older
+    /// than the timestamp, unsearched.
+    #[test]
+    fn seek_never_answers_older_than_asked_when_tail_passes_head() {
+        let ring = Arc::new(Ring::new(2, 1 << 10));
+        let mut writer = Ring::claim_writer(&ring).unwrap();
+        for n in 0..2 {
+            writer
+                .append(b"", b"x\n\n", TypeTag::of("t"), n, 0)
+                .unwrap();
+        }
+        let mut once = Some(());
+        seek_hook::set(Some(Box::new(move |point| {
+            if point == seek_hook::Point::Window && once.take().is_some() {
+                for n in 2..6 {
+                    writer
+                        .append(b"", b"x\n\n", TypeTag::of("t"), n, 0)
+                        .unwrap();
+                }
+            }
+        })));
+        // Nothing is at or after 10 yet: the answer is the head (live).
+        let seq = ring.seek_timestamp(10);
+        seek_hook::set(None);
+        assert_eq!(seq, Ok(6), "tail {} head {}", ring.tail(), ring.head());
     }
 
     #[test]

@@ -24,7 +24,7 @@ use tokio::time::{Instant, Sleep};
 
 use crate::batch_cache::CachedBatch;
 use crate::error::{EndReason, SubscribeError};
-use crate::frame::validate_type;
+use crate::frame::{frame_type, validate_type};
 use crate::generation::Generation;
 use crate::hub::Shared;
 use crate::ring::Lapped;
@@ -33,21 +33,28 @@ use crate::tag::TypeTag;
 /// The keep-alive comment sent to idle subscribers.
 pub const KEEP_ALIVE: &[u8] = b":\n\n";
 
-/// A subscription's type filter: a handful of tags, compared per frame.
+/// A subscription's type filter: a handful of tags, compared per frame, and
+/// the type strings they stand for, confirmed on each frame that passes (a
+/// 64-bit tag collision must never deliver a type nobody asked for).
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Filter {
     tags: Vec<TypeTag>,
+    types: Vec<String>,
 }
 
 impl Filter {
     /// Tags for `types`; empty strings are ignored, empty means all.
     pub(crate) fn new(types: &[String], max_types: usize) -> Result<Filter, SubscribeError> {
         let mut tags = Vec::new();
+        let mut wanted: Vec<String> = Vec::new();
         for event_type in types.iter().filter(|t| !t.is_empty()) {
             validate_type(event_type).map_err(|_| SubscribeError::InvalidType)?;
-            let tag = TypeTag::of(event_type);
-            if !tags.contains(&tag) {
-                tags.push(tag);
+            if !wanted.contains(event_type) {
+                wanted.push(event_type.clone());
+                let tag = TypeTag::of(event_type);
+                if !tags.contains(&tag) {
+                    tags.push(tag);
+                }
             }
         }
         if tags.len() > max_types {
@@ -56,8 +63,50 @@ impl Filter {
                 limit: max_types,
             });
         }
-        Ok(Filter { tags })
+        Ok(Filter {
+            tags,
+            types: wanted,
+        })
     }
+
+    /// Drops from `buf` (whole frames, `frames` of them) every frame whose
+    /// type string is not one asked for: they passed the tag compare only
+    /// through a hash collision. Returns the frames kept. Costs one scan of
+    /// the batch for filtered subscribers; unfiltered ones never call it.
+    fn confirm_types(&self, buf: &mut Vec<u8>, frames: usize) -> usize {
+        let wanted = |frame: &[u8]| {
+            let event_type = frame_type(frame);
+            self.types.iter().any(|t| t.as_bytes() == event_type)
+        };
+        if frame_slices(buf).all(wanted) {
+            return frames;
+        }
+        // A collision happened: rebuild the batch without the intruders.
+        let kept: Vec<u8> = frame_slices(buf)
+            .filter(|frame| wanted(frame))
+            .flatten()
+            .copied()
+            .collect();
+        let count = frame_slices(&kept).count();
+        *buf = kept;
+        count
+    }
+}
+
+/// The frames in `bytes`, each ending at its blank line (every line of a
+/// frame is non-empty and ends in LF, so the first `\n\n` ends a frame).
+fn frame_slices(bytes: &[u8]) -> impl Iterator<Item = &[u8]> + '_ {
+    let finder = memchr::memmem::Finder::new(b"\n\n");
+    let mut rest = bytes;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let end = finder.find(rest).map_or(rest.len(), |at| at + 2);
+        let (frame, tail) = rest.split_at(end);
+        rest = tail;
+        Some(frame)
+    })
 }
 
 /// One delivery from [`Subscription::recv`].
@@ -96,7 +145,8 @@ impl Batch {
         self.frames
     }
 
-    /// Always false: empty batches are never handed out.
+    /// True for a batch without frames, which [`Subscription`] never hands
+    /// out (so always false for a delivered batch).
     pub fn is_empty(&self) -> bool {
         self.frames == 0
     }
@@ -109,19 +159,7 @@ impl Batch {
     /// Each frame's bytes. Every line of a frame is non-empty and ends in LF,
     /// so frames split exactly at the blank line that ends each one.
     pub fn frames(&self) -> impl Iterator<Item = &[u8]> + '_ {
-        let mut rest = &self.bytes[..];
-        std::iter::from_fn(move || {
-            if rest.is_empty() {
-                return None;
-            }
-            let end = rest
-                .windows(2)
-                .position(|pair| pair == b"\n\n")
-                .map_or(rest.len(), |at| at + 2);
-            let (frame, tail) = rest.split_at(end);
-            rest = tail;
-            Some(frame)
-        })
+        frame_slices(&self.bytes)
     }
 }
 
@@ -134,8 +172,13 @@ pub struct Subscription {
     generation: Arc<Generation>,
     cursor: u64,
     filter: Filter,
-    /// Armed wake-up (counted in the wake signal's `parked` while `Some`).
+    /// Registered wake-up. It stays registered while the subscription
+    /// delivers (re-registering costs `Notify`'s lock), but it is counted in
+    /// the wake signal's `parked` only while the subscription waits on it:
+    /// a busy subscriber must not make every publish kick the notifier.
     park: Option<ParkFuture>,
+    /// `park` is counted in `parked` (only ever with `park` set).
+    counted: bool,
     keep_alive: Option<Duration>,
     idle_timer: Option<Pin<Box<Sleep>>>,
     last_activity: Option<Instant>,
@@ -170,6 +213,7 @@ impl Subscription {
             cursor,
             filter,
             park: None,
+            counted: false,
             keep_alive,
             idle_timer: None,
             last_activity: None,
@@ -187,6 +231,12 @@ impl Subscription {
         self.generation.number
     }
 
+    /// The random token of the generation this subscription reads (the one
+    /// its auto ids carry, as in [`Published::generation_token`](crate::Published)).
+    pub fn generation_token(&self) -> u64 {
+        self.generation.token
+    }
+
     /// Waits for the next batch, keep-alive or end.
     pub async fn recv(&mut self) -> Delivery {
         std::future::poll_fn(|cx| self.poll_recv(cx)).await
@@ -198,8 +248,25 @@ impl Subscription {
         if let Some(reason) = self.ended {
             return Some(Delivery::End(reason));
         }
-        self.read_available()
-            .or_else(|| self.generation.closed().map(|reason| self.end(reason)))
+        let delivery = self.read_available().or_else(|| self.drain_closed());
+        if delivery.is_some() {
+            self.stop_counting();
+        }
+        delivery
+    }
+
+    /// After the generation closed: what it still holds, else the end.
+    ///
+    /// A publish that raced the close is ordered before it (see the `hub`
+    /// module docs, "A publish racing a reset"): once the close is seen, the
+    /// head shows everything the generation will ever hold that was
+    /// acknowledged, so it is delivered before the subscription ends.
+    fn drain_closed(&mut self) -> Option<Delivery> {
+        let reason = self.generation.closed()?;
+        Some(match self.read_available() {
+            Some(delivery) => delivery,
+            None => self.end(reason),
+        })
     }
 
     /// Polls for the next batch, keep-alive or end.
@@ -208,11 +275,11 @@ impl Subscription {
             return Poll::Ready(Delivery::End(reason));
         }
         loop {
-            if let Some(delivery) = self.read_available() {
+            if let Some(delivery) = self.read_available().or_else(|| self.drain_closed()) {
+                // Not waiting any more: leave the parked count now, not at
+                // the next park (a delivering subscriber is not parked).
+                self.stop_counting();
                 return Poll::Ready(delivery);
-            }
-            if let Some(reason) = self.generation.closed() {
-                return Poll::Ready(self.end(reason));
             }
             match &mut self.park {
                 None => {
@@ -224,8 +291,15 @@ impl Subscription {
                     if park.as_mut().poll(cx).is_ready() {
                         continue;
                     }
-                    self.shared.waiters.signal.begin_park();
                     self.park = Some(park);
+                    self.shared.waiters.signal.begin_park();
+                    self.counted = true;
+                }
+                Some(_) if !self.counted => {
+                    // Registered while delivering: announce the park again,
+                    // then re-check (the registration came first, as above).
+                    self.shared.waiters.signal.begin_park();
+                    self.counted = true;
                 }
                 Some(park) => match park.as_mut().poll(cx) {
                     Poll::Ready(()) => self.disarm(),
@@ -236,10 +310,18 @@ impl Subscription {
         self.poll_keep_alive(cx)
     }
 
-    fn disarm(&mut self) {
-        if self.park.take().is_some() {
+    /// Leaves the parked count, keeping the registration.
+    fn stop_counting(&mut self) {
+        if self.counted {
+            self.counted = false;
             self.shared.waiters.signal.end_park();
         }
+    }
+
+    /// Leaves the parked count and drops the registration.
+    fn disarm(&mut self) {
+        self.stop_counting();
+        self.park = None;
     }
 
     fn poll_keep_alive(&mut self, cx: &mut Context<'_>) -> Poll<Delivery> {
@@ -291,7 +373,15 @@ impl Subscription {
                 &self.filter.tags,
                 &mut buf,
             ) {
-                Ok(read) if read.frames > 0 => {
+                Ok(mut read) if read.frames > 0 => {
+                    if !shareable {
+                        read.frames = self.filter.confirm_types(&mut buf, read.frames);
+                        if read.frames == 0 {
+                            self.cursor = read.next;
+                            buf.clear();
+                            continue;
+                        }
+                    }
                     let bytes = Bytes::from(buf);
                     if shareable {
                         generation.batches.put(CachedBatch {

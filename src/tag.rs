@@ -3,8 +3,9 @@
 //!
 //! Tags are a fixed-key FNV-1a hash. A collision would only ever let a frame
 //! *through* a tag compare; subscribers with a filter confirm the type string
-//! on frames that pass (see `Subscription`), so a collision can never deliver
-//! a wrong type.
+//! of every frame that passes (`Filter::confirm_types` in `subscription`), so
+//! a collision can never deliver a wrong type. Unfiltered subscribers compare
+//! nothing and pay nothing.
 
 /// The 64-bit fingerprint of an event type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -18,6 +19,10 @@ impl TypeTag {
         } else {
             event_type
         };
+        #[cfg(test)]
+        if let Some(forced) = collision::forced(event_type) {
+            return TypeTag(forced);
+        }
         TypeTag(fnv1a(event_type.as_bytes()))
     }
 
@@ -35,6 +40,31 @@ pub(crate) fn fnv1a(bytes: &[u8]) -> u64 {
         hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
     }
     hash
+}
+
+/// Unit tests force tags to collide on their own thread.
+#[cfg(test)]
+pub(crate) mod collision {
+    use std::cell::RefCell;
+
+    thread_local! {
+        static FORCED: RefCell<Vec<(String, u64)>> = const { RefCell::new(Vec::new()) };
+    }
+
+    /// From now on, on this thread, `event_type` gets the tag `tag`.
+    pub(crate) fn force(event_type: &str, tag: u64) {
+        FORCED.with(|forced| forced.borrow_mut().push((event_type.to_owned(), tag)));
+    }
+
+    pub(super) fn forced(event_type: &str) -> Option<u64> {
+        FORCED.with(|forced| {
+            forced
+                .borrow()
+                .iter()
+                .find(|(t, _)| t == event_type)
+                .map(|&(_, tag)| tag)
+        })
+    }
 }
 
 #[cfg(test)]

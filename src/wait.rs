@@ -84,18 +84,19 @@ impl WakeSignal {
     }
 }
 
-#[cfg(not(loom))]
 pub(crate) use notifier::Waiters;
 
-#[cfg(not(loom))]
 mod notifier {
-    use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::Arc;
-    use std::thread::Thread;
 
+    #[cfg(not(loom))]
     use tokio::sync::Notify;
 
+    #[cfg(loom)]
+    use super::loom_notify::Notify;
     use super::WakeSignal;
+    use crate::loom::thread::{self, Thread};
+    use crate::loom::{AtomicBool, Ordering};
 
     /// The wake-up hub of one [`Hub`](crate::Hub): the signal, the `Notify`
     /// readers wait on, and the notifier thread that bridges them.
@@ -110,8 +111,8 @@ mod notifier {
     impl Waiters {
         /// Starts the notifier thread.
         pub(crate) fn start() -> Arc<Waiters> {
-            let (sender, receiver) = std::sync::mpsc::channel::<Arc<Waiters>>();
-            let handle = std::thread::Builder::new()
+            let (sender, receiver) = thread::channel::<Arc<Waiters>>();
+            let handle = thread::Builder::new()
                 .name("ssehub-notify".into())
                 .spawn(move || {
                     let Ok(waiters) = receiver.recv() else {
@@ -146,7 +147,7 @@ mod notifier {
                     self.notify.notify_waiters();
                     return;
                 }
-                std::thread::park();
+                thread::park();
             }
         }
 
@@ -173,6 +174,74 @@ mod notifier {
     }
 }
 
+/// `tokio::sync::Notify`'s `notify_waiters` contract for the loom models
+/// (tokio's own is not built for loom outside tokio): a `notified()` future
+/// completes after any `notify_waiters` call made after it was created.
+#[cfg(loom)]
+mod loom_notify {
+    use std::future::Future;
+    use std::pin::Pin;
+    use std::task::{Context, Poll, Waker};
+
+    use crate::loom::Mutex;
+
+    #[derive(Debug, Default)]
+    struct State {
+        /// `notify_waiters` calls so far.
+        calls: u64,
+        wakers: Vec<Waker>,
+    }
+
+    /// See the module docs.
+    #[derive(Debug, Default)]
+    pub(crate) struct Notify {
+        state: Mutex<State>,
+    }
+
+    impl Notify {
+        pub(crate) fn new() -> Notify {
+            Notify::default()
+        }
+
+        pub(crate) fn notified(&self) -> Notified<'_> {
+            Notified {
+                notify: self,
+                created_at: self.state.lock().calls,
+            }
+        }
+
+        pub(crate) fn notify_waiters(&self) {
+            let wakers = {
+                let mut state = self.state.lock();
+                state.calls += 1;
+                std::mem::take(&mut state.wakers)
+            };
+            for waker in wakers {
+                waker.wake();
+            }
+        }
+    }
+
+    pub(crate) struct Notified<'a> {
+        notify: &'a Notify,
+        created_at: u64,
+    }
+
+    impl Future for Notified<'_> {
+        type Output = ();
+
+        fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+            let mut state = self.notify.state.lock();
+            if state.calls != self.created_at {
+                Poll::Ready(())
+            } else {
+                state.wakers.push(cx.waker().clone());
+                Poll::Pending
+            }
+        }
+    }
+}
+
 #[cfg(all(test, not(loom)))]
 mod tests {
     use std::time::Duration;
@@ -185,10 +254,7 @@ mod tests {
     #[tokio::test(flavor = "current_thread")]
     async fn a_publish_right_after_start_wakes_the_reader() {
         for round in 0..1000 {
-            let hub = Hub::with_config(HubConfig {
-                keep_alive: None,
-                ..HubConfig::default()
-            });
+            let hub = Hub::with_config(HubConfig::default().keep_alive(None));
             let mut subscription = hub.subscribe(SubscribeOptions::live()).unwrap();
             let reader = tokio::spawn(async move { subscription.recv().await });
             tokio::task::yield_now().await;

@@ -151,14 +151,7 @@ async fn events_are_filtered_by_type_lists() {
 
 #[tokio::test]
 async fn too_many_types_or_line_breaks_are_400() {
-    let server = start_with(
-        HubConfig {
-            max_types: 3,
-            ..quiet()
-        },
-        |b| b,
-    )
-    .await;
+    let server = start_with(quiet().max_types(3), |b| b).await;
     server
         .get("/events?event_type=a,b,c,d")
         .await
@@ -181,10 +174,7 @@ async fn too_many_types_or_line_breaks_are_400() {
 #[tokio::test]
 async fn idle_streams_get_keep_alive_comments() {
     let server = start_with(
-        HubConfig {
-            keep_alive: Some(Duration::from_millis(50)),
-            ..HubConfig::default()
-        },
+        HubConfig::default().keep_alive(Some(Duration::from_millis(50))),
         |b| b,
     )
     .await;
@@ -259,10 +249,7 @@ async fn last_event_id_beats_from_and_a_malformed_loser_is_ignored() {
 fn clocked() -> (Arc<ManualClock>, HubConfig) {
     // 2026-01-01T00:00:00Z
     let clock = Arc::new(ManualClock::new(1_767_225_600_000_000_000));
-    let config = HubConfig {
-        clock: clock.clone(),
-        ..quiet()
-    };
+    let config = quiet().clock(clock.clone());
     (clock, config)
 }
 
@@ -407,10 +394,7 @@ async fn reset_ends_streams_and_old_ids_are_gone() {
 
 #[tokio::test]
 async fn a_lagging_stream_ends_and_its_reconnect_gets_410() {
-    let hub = Hub::with_config(HubConfig {
-        capacity: 4,
-        ..quiet()
-    });
+    let hub = Hub::with_config(quiet().capacity(4));
     // Small fixed socket buffers on both ends (accepted sockets inherit the
     // listener's), so a client that stops reading stalls the server soon.
     let socket = tokio::net::TcpSocket::new_v4().expect("socket");
@@ -498,14 +482,7 @@ async fn shutdown_ends_streams_and_refuses_new_ones() {
 
 #[tokio::test]
 async fn the_subscriber_limit_is_503_with_retry_after() {
-    let server = start_with(
-        HubConfig {
-            max_subscribers: 1,
-            ..quiet()
-        },
-        |b| b,
-    )
-    .await;
+    let server = start_with(quiet().max_subscribers(1), |b| b).await;
     let first = server.subscribe("", &[]).await;
     let reply = server.get("/events").await;
     reply.assert_error(503, "too_many_subscribers");

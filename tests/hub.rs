@@ -11,11 +11,7 @@ use ssehub::{
 };
 
 fn hub_with(capacity: usize) -> Hub {
-    Hub::with_config(HubConfig {
-        capacity,
-        keep_alive: None,
-        ..HubConfig::default()
-    })
+    Hub::with_config(HubConfig::default().capacity(capacity).keep_alive(None))
 }
 
 /// Data payloads of every frame available now (panics on an end).
@@ -176,10 +172,7 @@ fn filters_by_type() {
 
 #[test]
 fn type_limits() {
-    let hub = Hub::with_config(HubConfig {
-        max_types: 2,
-        ..HubConfig::default()
-    });
+    let hub = Hub::with_config(HubConfig::default().max_types(2));
     assert_eq!(
         hub.subscribe(SubscribeOptions::live().types(["a", "b", "c"]))
             .unwrap_err(),
@@ -201,12 +194,12 @@ fn type_limits() {
 #[test]
 fn timestamps_with_a_manual_clock() {
     let clock = ManualClock::new(1_000);
-    let hub = Hub::with_config(HubConfig {
-        capacity: 4,
-        keep_alive: None,
-        clock: Arc::new(clock.clone()),
-        ..HubConfig::default()
-    });
+    let hub = Hub::with_config(
+        HubConfig::default()
+            .capacity(4)
+            .keep_alive(None)
+            .clock(Arc::new(clock.clone())),
+    );
     for n in 0..3 {
         clock.set(2_000 + n * 100); // 2000, 2100, 2200
         hub.publish(Event::new("t", n.to_string())).unwrap();
@@ -341,10 +334,7 @@ async fn parked_readers_wake_on_publish() {
 
 #[tokio::test(start_paused = true)]
 async fn keep_alive_after_idle_interval() {
-    let hub = Hub::with_config(HubConfig {
-        keep_alive: Some(Duration::from_secs(15)),
-        ..HubConfig::default()
-    });
+    let hub = Hub::with_config(HubConfig::default().keep_alive(Some(Duration::from_secs(15))));
     let mut sub = hub.subscribe(SubscribeOptions::live()).unwrap();
     let start = tokio::time::Instant::now();
     assert_eq!(sub.recv().await, Delivery::KeepAlive);
@@ -360,10 +350,7 @@ async fn keep_alive_after_idle_interval() {
 
 #[tokio::test(start_paused = true)]
 async fn keep_alive_zero_disables() {
-    let hub = Hub::with_config(HubConfig {
-        keep_alive: Some(Duration::ZERO),
-        ..HubConfig::default()
-    });
+    let hub = Hub::with_config(HubConfig::default().keep_alive(Some(Duration::ZERO)));
     let mut sub = hub.subscribe(SubscribeOptions::live()).unwrap();
     let waited = tokio::time::timeout(Duration::from_secs(3600), sub.recv()).await;
     assert!(waited.is_err(), "no keep-alive when disabled");
@@ -371,10 +358,7 @@ async fn keep_alive_zero_disables() {
 
 #[test]
 fn subscriber_limit_and_counters() {
-    let hub = Hub::with_config(HubConfig {
-        max_subscribers: 2,
-        ..HubConfig::default()
-    });
+    let hub = Hub::with_config(HubConfig::default().max_subscribers(2));
     let a = hub.subscribe(SubscribeOptions::live()).unwrap();
     let _b = hub.subscribe(SubscribeOptions::live()).unwrap();
     assert_eq!(
@@ -426,20 +410,18 @@ fn batches_are_all_or_nothing() {
         })
     );
     assert_eq!(hub.stats().published, 0);
-    let ids = hub
-        .publish_batch(&[Event::new("t", "1").with_id("x"), Event::new("t", "2")])
-        .unwrap();
-    assert_eq!(ids[0], "x");
-    assert!(ids[1].ends_with("-2"));
-    assert_eq!(hub.publish_batch(&[]).unwrap(), Vec::<String>::new());
+    let events = [Event::new("t", "1").with_id("x"), Event::new("t", "2")];
+    let landed = hub.publish_batch(&events).unwrap();
+    assert_eq!((landed[0].seq, landed[1].seq), (0, 1));
+    assert_eq!(landed[0].id_of(&events[0]), "x");
+    assert!(landed[1].id_of(&events[1]).ends_with("-2"));
+    assert_eq!(landed[1].id_of(&events[1]), landed[1].auto_id());
+    assert!(hub.publish_batch(&[]).unwrap().is_empty());
 }
 
 #[test]
 fn oversize_events_are_refused() {
-    let hub = Hub::with_config(HubConfig {
-        max_event_bytes: 100,
-        ..HubConfig::default()
-    });
+    let hub = Hub::with_config(HubConfig::default().max_event_bytes(100));
     assert!(matches!(
         hub.publish(Event::new("t", "x".repeat(100))),
         Err(PublishError::Event(EventError::TooLarge { limit: 100, .. }))

@@ -116,12 +116,12 @@ fn data_of(frame: &[u8]) -> String {
 
 fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
     let clock = ManualClock::new(1_000_000);
-    let hub = Hub::with_config(HubConfig {
-        capacity: CAPACITY,
-        keep_alive: None,
-        clock: Arc::new(clock.clone()),
-        ..HubConfig::default()
-    });
+    let hub = Hub::with_config(
+        HubConfig::default()
+            .capacity(CAPACITY)
+            .keep_alive(None)
+            .clock(Arc::new(clock.clone())),
+    );
     let mut model = Model {
         events: Vec::new(),
         generation: 0,

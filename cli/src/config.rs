@@ -70,15 +70,13 @@ impl ServeArgs {
     /// the type and id (`id:`/`event:` lines) — each at most as long as the
     /// JSON they came from — plus a few bytes of field names.
     pub fn hub_config(&self) -> HubConfig {
-        HubConfig {
-            capacity: self.capacity,
-            max_bytes: self.max_bytes,
-            max_event_bytes: self.max_event_bytes.saturating_mul(2).saturating_add(64),
-            max_types: self.max_types,
-            max_subscribers: self.max_subscribers,
-            keep_alive: (!self.keep_alive.is_zero()).then_some(self.keep_alive),
-            ..HubConfig::default()
-        }
+        HubConfig::default()
+            .capacity(self.capacity)
+            .max_bytes(self.max_bytes)
+            .max_event_bytes(self.max_event_bytes.saturating_mul(2).saturating_add(64))
+            .max_types(self.max_types)
+            .max_subscribers(self.max_subscribers)
+            .keep_alive((!self.keep_alive.is_zero()).then_some(self.keep_alive))
     }
 }
 

@@ -5,20 +5,15 @@
 mod http_support;
 
 use http_support::start_with;
-use ssehub::HubConfig;
 
 #[tokio::test]
 async fn the_default_event_limit_admits_a_full_64_kib_event() {
     // As `ssehub serve` configures it: the hub's frame limit has room for
     // the id/event lines around 64 KiB of JSON.
     let args = <ServeCli as clap::Parser>::parse_from(["serve"]).serve;
-    let server = start_with(
-        HubConfig {
-            keep_alive: None,
-            ..args.hub_config()
-        },
-        |b| b.max_event_bytes(args.max_event_bytes),
-    )
+    let server = start_with(args.hub_config().keep_alive(None), |b| {
+        b.max_event_bytes(args.max_event_bytes)
+    })
     .await;
     let limit = 64 << 10;
     let body = format!(

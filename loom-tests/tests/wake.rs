@@ -2,7 +2,7 @@
 //! asleep after a publish, a reset or a shutdown (no lost wake-up), and the
 //! writer pays one RMW when nobody is parked.
 //!
-//! Run: `RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=2 cargo test -p ssehub-loom-tests --release`
+//! Run: `RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=3 cargo test -p ssehub-loom-tests --release`
 #![cfg(loom)]
 
 use loom::sync::atomic::{AtomicBool, Ordering};

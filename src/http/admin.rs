@@ -43,7 +43,12 @@ pub(crate) async fn publish(
     let limit = state.limits.max_body_bytes();
     let body = read_body(request.into_body(), limit).await?;
     let events = parse_events(&body, state.limits.max_batch, state.limits.max_event_bytes)?;
-    let ids = state.hub.publish_batch(&events)?;
+    let landed = state.hub.publish_batch(&events)?;
+    let ids: Vec<String> = landed
+        .iter()
+        .zip(&events)
+        .map(|(published, event)| published.id_of(event))
+        .collect();
     Ok(Json(serde_json::json!({ "ids": ids })).into_response())
 }
 

@@ -63,10 +63,7 @@ pub async fn start() -> TestServer {
 
 /// The default hub config with keep-alive off.
 pub fn quiet() -> HubConfig {
-    HubConfig {
-        keep_alive: None,
-        ..HubConfig::default()
-    }
+    HubConfig::default().keep_alive(None)
 }
 
 pub fn client() -> Client<HttpConnector, Full<Bytes>> {

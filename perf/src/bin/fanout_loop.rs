@@ -11,11 +11,11 @@ async fn main() {
     let mut args = std::env::args().skip(1);
     let subscribers: usize = args.next().and_then(|n| n.parse().ok()).unwrap_or(1000);
     let events: usize = args.next().and_then(|n| n.parse().ok()).unwrap_or(2000);
-    let hub = Hub::with_config(HubConfig {
-        capacity: (4 * events).next_power_of_two(),
-        keep_alive: None,
-        ..HubConfig::default()
-    });
+    let hub = Hub::with_config(
+        HubConfig::default()
+            .capacity((4 * events).next_power_of_two())
+            .keep_alive(None),
+    );
     let encoded = hub
         .encode(&Event::new("bench", "x".repeat(128)))
         .expect("valid event");

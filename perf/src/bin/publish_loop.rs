@@ -11,14 +11,11 @@ fn main() {
         .nth(1)
         .and_then(|n| n.parse().ok())
         .unwrap_or(10_000_000);
-    let hub = Hub::with_config(HubConfig {
-        keep_alive: None,
-        max_bytes: std::env::args()
-            .nth(2)
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(64 << 20),
-        ..HubConfig::default()
-    });
+    let max_bytes = std::env::args()
+        .nth(2)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(64 << 20);
+    let hub = Hub::with_config(HubConfig::default().keep_alive(None).max_bytes(max_bytes));
     let encoded = hub
         .encode(&Event::new("bench", "x".repeat(128)))
         .expect("valid event");
