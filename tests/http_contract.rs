@@ -850,3 +850,43 @@ async fn the_live_page_and_its_feed() {
     server.hub.shutdown();
     feed.read_until(": end shutdown").await;
 }
+
+#[tokio::test]
+async fn an_app_streams_a_subscription_from_its_own_handler() {
+    use ssehub::http::SseResponse;
+    use ssehub::SubscribeOptions;
+    let hub = Hub::with_config(quiet());
+    let app: Router = Router::new()
+        .route(
+            "/orders",
+            get(
+                |axum::extract::State(hub): axum::extract::State<Hub>| async move {
+                    let subscription = hub.subscribe(SubscribeOptions::live().types(["order"]))?;
+                    Ok::<_, ssehub::http::ApiError>(SseResponse::new(subscription))
+                },
+            ),
+        )
+        .with_state(hub.clone());
+    let addr = serve_router(app).await;
+    let server = TestServer {
+        hub,
+        remote: Remote::new(addr),
+    };
+    let mut stream = server.stream("/orders", &[]).await;
+    assert_eq!(stream.status, 200);
+    assert_eq!(stream.headers["content-type"], "text/event-stream");
+    assert_eq!(stream.headers["cache-control"], "no-cache");
+    stream.read_until(": ok\n\n").await;
+    server
+        .hub
+        .publish(Event::new("other", "{}"))
+        .expect("publish");
+    server
+        .hub
+        .publish(Event::new("order", "{\"n\":1}"))
+        .expect("publish");
+    stream.read_until("data: {\"n\":1}\n\n").await;
+    assert_eq!(stream.data(), ["{\"n\":1}"]);
+    server.hub.reset();
+    assert!(stream.read_to_end().await.ends_with(": end reset\n\n"));
+}

@@ -6,6 +6,7 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 const TOKEN: &str = "fast-test-token";
@@ -14,14 +15,21 @@ const TOKEN: &str = "fast-test-token";
 struct Serve {
     child: Child,
     addr: SocketAddr,
+    /// Every log line so far.
+    log: Arc<Mutex<Vec<String>>>,
 }
 
 impl Serve {
     fn start(extra: &[&str]) -> Serve {
+        Serve::start_logging(extra, "info")
+    }
+
+    fn start_logging(extra: &[&str], filter: &str) -> Serve {
         let mut child = Command::new(env!("CARGO_BIN_EXE_ssehub"))
             .args(["serve", "--listen", "127.0.0.1:0", "--admin-token", TOKEN])
             .args(extra)
-            .env("RUST_LOG", "info")
+            .env("RUST_LOG", filter)
+            .env("NO_COLOR", "1")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -40,8 +48,33 @@ impl Serve {
             }
         };
         // Keep draining the log so the server never blocks on stderr.
-        std::thread::spawn(move || lines.for_each(drop));
-        Serve { child, addr }
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                sink.lock().expect("log").push(line);
+            }
+        });
+        Serve { child, addr, log }
+    }
+
+    /// Waits (up to 5 s) until `count` log lines contain `needle`; returns them.
+    fn log_lines(&self, needle: &str, count: usize) -> Vec<String> {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let found: Vec<String> = self
+                .log
+                .lock()
+                .expect("log")
+                .iter()
+                .filter(|line| line.contains(needle))
+                .cloned()
+                .collect();
+            if found.len() >= count || Instant::now() >= deadline {
+                return found;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     fn connect(&self) -> TcpStream {
@@ -243,4 +276,29 @@ fn reset_ends_fast_streams_with_a_final_comment() {
     let mut rest = Vec::new();
     stream.read_to_end(&mut rest).expect("closed cleanly");
     assert!(rest.is_empty());
+}
+
+#[test]
+fn a_refused_subscription_is_decided_once() {
+    let serve = Serve::start_logging(&["--subscriber-token", "sub-secret"], "ssehub=debug");
+    let refused = serve.request("GET /events?token=wrong HTTP/1.1", "");
+    assert!(refused.starts_with("HTTP/1.1 401"), "{refused}");
+    assert!(
+        refused.contains("\"errorCode\":\"unauthorized\""),
+        "{refused}"
+    );
+    // A marker request after it: once its line is there, so is every line
+    // the refused request caused.
+    let gone = serve.request(
+        "GET /events?token=sub-secret&from=0123456789abcdef-3 HTTP/1.1",
+        "",
+    );
+    assert!(gone.starts_with("HTTP/1.1 410"), "{gone}");
+    let lines = serve.log_lines("subscribe refused", 2);
+    std::thread::sleep(Duration::from_millis(200));
+    let lines_later = serve.log_lines("subscribe refused", 3);
+    assert_eq!(lines.len(), 2, "{lines:#?}");
+    assert_eq!(lines_later.len(), 2, "{lines_later:#?}");
+    assert!(lines[0].contains("unauthorized"), "{lines:#?}");
+    assert!(lines[1].contains("resume_point_expired"), "{lines:#?}");
 }

@@ -44,21 +44,31 @@
 //! come from its [`HubConfig`](crate::HubConfig), the rest (batch size) from
 //! the builder.
 //!
+//! One module (`admission`) decides every subscription — credentials,
+//! parameters, resume point, subscriber limit, log fields — and maps its
+//! deliveries to wire bytes; the router's handler and the streaming front
+//! both call it, and [`SseResponse`] carries a subscription out of any axum
+//! handler, the user's own included.
+//!
 //! With the `server` feature, [`serve`] (what `ssehub serve` runs) puts a
 //! front before the router: a successful `GET /events` is streamed straight
 //! onto the socket (one write per batch, ~2 KB per idle connection) and
 //! every other request, and every refusal, is served by this router through
-//! hyper — the same responses either way.
+//! hyper — the same responses either way, each request decided once.
 
 mod admin;
+mod admission;
 mod auth;
 mod error;
 mod events;
 #[cfg(feature = "server")]
 mod fast;
+#[cfg(feature = "server")]
+mod head;
 mod metrics;
 mod page;
 mod query;
+mod response;
 #[cfg(feature = "server")]
 mod serve;
 mod timestamp;
@@ -71,9 +81,15 @@ pub mod __private {
     pub use super::admin::parse_events;
     pub use super::query::parse_events_query;
     pub use super::timestamp::parse_rfc3339;
+    /// The streaming front's head reading, for the `front_head` fuzz target.
+    #[cfg(feature = "server")]
+    pub mod head {
+        pub use super::super::head::{classify, EventsHead, Head, MAX_HEAD, MAX_HEADERS};
+    }
 }
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::http::{header, HeaderName, HeaderValue, Method};
 use axum::routing::{get, post};
@@ -82,8 +98,9 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 
 pub use auth::Token;
 pub use error::ApiError;
+pub use response::SseResponse;
 #[cfg(feature = "server")]
-pub use serve::serve;
+pub use serve::{bind, serve};
 
 use crate::Hub;
 
@@ -118,7 +135,7 @@ pub(crate) struct AppState {
 
 /// Builds the ssehub router for a hub: the routes, their tokens, limits and
 /// CORS settings, kept in one place for both the router and [`serve`]'s
-/// streaming front.
+/// streaming front (which takes them from here, never a copy of its own).
 ///
 /// # Examples
 ///
@@ -136,10 +153,23 @@ pub(crate) struct AppState {
 pub struct HubRouter {
     hub: Hub,
     admin_token: Option<Token>,
-    pub(crate) subscriber_token: Option<Token>,
+    subscriber_token: Option<Token>,
     limits: Limits,
-    pub(crate) cors: Option<CorsLayer>,
+    cors: Option<CorsLayer>,
     live_page: bool,
+    server: ServerLimits,
+}
+
+/// Limits of [`serve`]'s connections (the router alone does not use them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ServerLimits {
+    /// Most connections open at once; `None`: the subscriber limit plus
+    /// 1,024 for other requests.
+    pub(crate) max_connections: Option<usize>,
+    /// Budget for one request head.
+    pub(crate) head_timeout: Duration,
+    /// How long one write may block on a client that does not read.
+    pub(crate) write_timeout: Duration,
 }
 
 impl HubRouter {
@@ -156,6 +186,11 @@ impl HubRouter {
             },
             cors: None,
             live_page: true,
+            server: ServerLimits {
+                max_connections: None,
+                head_timeout: Duration::from_secs(10),
+                write_timeout: Duration::from_secs(30),
+            },
         }
     }
 
@@ -166,7 +201,8 @@ impl HubRouter {
         self
     }
 
-    /// Requires this token for `GET /events` (header or `?token=`).
+    /// Requires this token for `GET /events`, the live page and its feed
+    /// (header or `?token=`).
     pub fn subscriber_token(mut self, token: impl AsRef<str>) -> HubRouter {
         self.subscriber_token = Some(Token::new(token));
         self
@@ -197,6 +233,29 @@ impl HubRouter {
         self
     }
 
+    /// [`serve`] only: most connections open at once; one more is answered
+    /// 503 `too_many_connections` and closed. Default: the hub's subscriber
+    /// limit plus 1,024.
+    pub fn max_connections(mut self, max: usize) -> HubRouter {
+        self.server.max_connections = Some(max);
+        self
+    }
+
+    /// [`serve`] only: the time a client has to send a request head, from
+    /// accept to its blank line, on either path (default 10 s). A client
+    /// that takes longer is disconnected.
+    pub fn head_timeout(mut self, timeout: Duration) -> HubRouter {
+        self.server.head_timeout = timeout;
+        self
+    }
+
+    /// [`serve`] only: how long one write may block on a client that does
+    /// not read before the connection is dropped (default 30 s).
+    pub fn write_timeout(mut self, timeout: Duration) -> HubRouter {
+        self.server.write_timeout = timeout;
+        self
+    }
+
     /// The hub this router serves.
     pub fn hub(&self) -> &Hub {
         &self.hub
@@ -207,6 +266,17 @@ impl HubRouter {
     where
         S: Clone + Send + Sync + 'static,
     {
+        self.into_parts().1
+    }
+
+    /// The router and the parts [`serve`]'s front shares with it: the
+    /// state its handlers see, whether CORS is on, and the server limits.
+    pub(crate) fn into_parts<S>(self) -> (AppState, Router<S>, bool, ServerLimits)
+    where
+        S: Clone + Send + Sync + 'static,
+    {
+        let server = self.server;
+        let cors_on = self.cors.is_some();
         let admin_token = match self.admin_token {
             Some(token) => token,
             None => match Token::random() {
@@ -246,11 +316,11 @@ impl HubRouter {
         let mut router = router
             .fallback(error::not_found)
             .method_not_allowed_fallback(error::method_not_allowed)
-            .with_state(state);
+            .with_state(state.clone());
         if let Some(cors) = self.cors {
             router = router.layer(cors);
         }
-        router
+        (state, router, cors_on, server)
     }
 }
 

@@ -44,7 +44,7 @@ pub(crate) async fn live_stats(State(state): State<AppState>, request: Request) 
         done: false,
     };
     let mut response = Body::from_stream(feed).into_response();
-    super::events::set_stream_headers(response.headers_mut());
+    super::response::set_stream_headers(response.headers_mut());
     response
 }
 
