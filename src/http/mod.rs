@@ -11,7 +11,7 @@
 //! | `GET /admin/stats` | admin | stats JSON |
 //! | `GET /metrics` | operators | Prometheus text |
 //! | `GET /healthz` | anyone | `ok` |
-//! | `GET /`, `GET /stats/live` | anyone | the live page and its feed ([`page`]) |
+//! | `GET /`, `GET /stats/live` | subscribers (optional token) | the live page and its feed ([`page`]) |
 //!
 //! Every error is the JSON envelope of [`ApiError`]. The router carries its
 //! own state and is returned as `Router<S>` for any `S`, so it nests into a
@@ -131,6 +131,8 @@ pub(crate) struct AppState {
     pub(crate) admin_token: Arc<Token>,
     pub(crate) subscriber_token: Option<Arc<Token>>,
     pub(crate) limits: Limits,
+    /// How long a publish request's body may take to arrive.
+    pub(crate) body_timeout: Duration,
 }
 
 /// Builds the ssehub router for a hub: the routes, their tokens, limits and
@@ -155,6 +157,7 @@ pub struct HubRouter {
     admin_token: Option<Token>,
     subscriber_token: Option<Token>,
     limits: Limits,
+    body_timeout: Duration,
     cors: Option<CorsLayer>,
     live_page: bool,
     server: ServerLimits,
@@ -184,6 +187,7 @@ impl HubRouter {
                 max_batch: 1000,
                 max_event_bytes,
             },
+            body_timeout: Duration::from_secs(30),
             cors: None,
             live_page: true,
             server: ServerLimits {
@@ -218,6 +222,14 @@ impl HubRouter {
     /// `max_event_bytes`).
     pub fn max_event_bytes(mut self, max_event_bytes: usize) -> HubRouter {
         self.limits.max_event_bytes = max_event_bytes;
+        self
+    }
+
+    /// How long the body of a publish request may take to arrive (default
+    /// 30 s); a body still incomplete then is answered 408
+    /// `request_timeout`.
+    pub fn body_timeout(mut self, timeout: Duration) -> HubRouter {
+        self.body_timeout = timeout;
         self
     }
 
@@ -300,6 +312,7 @@ impl HubRouter {
             admin_token: Arc::new(admin_token),
             subscriber_token: self.subscriber_token.map(Arc::new),
             limits: self.limits,
+            body_timeout: self.body_timeout,
         };
         let mut router = Router::new()
             .route("/events", get(events::subscribe))
