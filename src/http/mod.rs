@@ -5,13 +5,13 @@
 //!
 //! | route | who | what |
 //! |---|---|---|
-//! | `GET /events` | subscribers (optional token) | the SSE stream ([`events`]) |
+//! | `GET /events` | subscribers (optional token) | the SSE stream ([`SseResponse`]) |
 //! | `POST /admin/events` | admin | publish one event or a batch |
 //! | `POST /admin/reset` | admin | new generation, streams end, 204 |
 //! | `GET /admin/stats` | admin | stats JSON |
 //! | `GET /metrics` | operators | Prometheus text |
 //! | `GET /healthz` | anyone | `ok` |
-//! | `GET /`, `GET /stats/live` | subscribers (optional token) | the live page and its feed ([`page`]) |
+//! | `GET /`, `GET /stats/live` | subscribers (optional token) | the live page and its feed |
 //!
 //! Every error is the JSON envelope of [`ApiError`]. The router carries its
 //! own state and is returned as `Router<S>` for any `S`, so it nests into a

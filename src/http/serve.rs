@@ -37,12 +37,12 @@ const DRAIN: Duration = Duration::from_millis(750);
 /// The listen backlog [`bind`] asks for: room for thousands of clients
 /// reconnecting at once after a reset (the kernel caps it at
 /// `net.core.somaxconn`).
-pub const LISTEN_BACKLOG: u32 = 4096;
+const LISTEN_BACKLOG: u32 = 4096;
 /// How long a refused connection is given to take its 503.
 const REFUSAL_LINGER: Duration = Duration::from_secs(1);
 
 /// Binds a listener on `addr` with `SO_REUSEADDR` and a backlog of
-/// [`LISTEN_BACKLOG`] (a plain `TcpListener::bind` gets the standard
+/// 4,096 (a plain `TcpListener::bind` gets the standard
 /// library's 128, which a burst of reconnects overflows into SYN retries).
 ///
 /// # Errors
