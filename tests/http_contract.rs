@@ -827,3 +827,222 @@ async fn the_live_page_and_its_feed() {
     server.hub.shutdown();
     feed.read_until(": end shutdown").await;
 }
+
+#[tokio::test]
+async fn an_app_streams_a_subscription_from_its_own_handler() {
+    use ssehub::http::SseResponse;
+    use ssehub::SubscribeOptions;
+    let hub = Hub::with_config(quiet());
+    let app: Router = Router::new()
+        .route(
+            "/orders",
+            get(
+                |axum::extract::State(hub): axum::extract::State<Hub>| async move {
+                    let subscription = hub.subscribe(SubscribeOptions::live().types(["order"]))?;
+                    Ok::<_, ssehub::http::ApiError>(SseResponse::new(subscription))
+                },
+            ),
+        )
+        .with_state(hub.clone());
+    let addr = serve_router(app).await;
+    let server = TestServer {
+        hub,
+        remote: Remote::new(addr),
+    };
+    let mut stream = server.stream("/orders", &[]).await;
+    assert_eq!(stream.status, 200);
+    assert_eq!(stream.headers["content-type"], "text/event-stream");
+    assert_eq!(stream.headers["cache-control"], "no-cache");
+    stream.read_until(": ok\n\n").await;
+    server
+        .hub
+        .publish(Event::new("other", "{}"))
+        .expect("publish");
+    server
+        .hub
+        .publish(Event::new("order", "{\"n\":1}"))
+        .expect("publish");
+    stream.read_until("data: {\"n\":1}\n\n").await;
+    assert_eq!(stream.data(), ["{\"n\":1}"]);
+    server.hub.reset();
+    assert!(stream.read_to_end().await.ends_with(": end reset\n\n"));
+}
+
+// ---- hardening (issue 10) ---------------------------------------------------
+
+/// Sends `head` and then `body` on a raw socket, optionally closing the
+/// write side after; returns the response text read within `wait`.
+async fn raw_exchange(
+    addr: std::net::SocketAddr,
+    head: &str,
+    body: &[u8],
+    close: bool,
+    wait: Duration,
+) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut socket = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    socket.write_all(head.as_bytes()).await.expect("write head");
+    socket.write_all(body).await.expect("write body");
+    if close {
+        socket.shutdown().await.expect("shutdown");
+    }
+    let mut response = Vec::new();
+    let mut buf = [0u8; 4096];
+    let deadline = tokio::time::Instant::now() + wait;
+    // Read until the response's JSON body has arrived (or the socket closed).
+    while !String::from_utf8_lossy(&response).contains("\"errorCode\"") {
+        match tokio::time::timeout_at(deadline, socket.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) | Err(_) => break,
+            Ok(Ok(n)) => response.extend_from_slice(&buf[..n]),
+        }
+    }
+    String::from_utf8_lossy(&response).into_owned()
+}
+
+fn publish_head(extra: &str) -> String {
+    format!(
+        "POST /admin/events HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {ADMIN}\r\n\
+         Content-Type: application/json\r\n{extra}\r\n"
+    )
+}
+
+#[tokio::test]
+async fn malformed_chunked_framing_is_400_not_413() {
+    let server = start().await;
+    let response = raw_exchange(
+        server.addr,
+        &publish_head("Transfer-Encoding: chunked\r\n"),
+        b"zz\r\n{\"type\":\"a\"}\r\n0\r\n\r\n",
+        false,
+        Duration::from_secs(5),
+    )
+    .await;
+    assert!(response.starts_with("HTTP/1.1 400"), "{response}");
+    assert!(
+        response.contains("\"errorCode\":\"bad_request\""),
+        "{response}"
+    );
+    assert_eq!(server.hub.stats().published, 0);
+}
+
+#[tokio::test]
+async fn a_body_cut_short_is_not_413() {
+    let server = start().await;
+    let response = raw_exchange(
+        server.addr,
+        &publish_head("Content-Length: 100\r\n"),
+        b"{\"type\":\"a\"",
+        true,
+        Duration::from_secs(5),
+    )
+    .await;
+    assert!(response.starts_with("HTTP/1.1 400"), "{response}");
+    assert!(
+        response.contains("\"errorCode\":\"bad_request\""),
+        "{response}"
+    );
+}
+
+#[tokio::test]
+async fn a_declared_length_over_the_limit_is_refused_before_reading() {
+    let server = start_with(quiet(), |b| b.max_batch(1).max_event_bytes(100)).await;
+    // The cap is 64 KiB; the client declares more and sends nothing.
+    let started = tokio::time::Instant::now();
+    let response = raw_exchange(
+        server.addr,
+        &publish_head("Content-Length: 1000000000\r\n"),
+        b"",
+        false,
+        Duration::from_secs(5),
+    )
+    .await;
+    assert!(response.starts_with("HTTP/1.1 413"), "{response}");
+    assert!(
+        response.contains("\"errorCode\":\"payload_too_large\""),
+        "{response}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn a_body_that_stops_arriving_is_ended_by_the_body_timeout() {
+    let server = start_with(quiet(), |b| b.body_timeout(Duration::from_millis(500))).await;
+    let started = tokio::time::Instant::now();
+    let response = raw_exchange(
+        server.addr,
+        &publish_head("Content-Length: 100\r\n"),
+        b"{\"type\":",
+        false,
+        Duration::from_secs(5),
+    )
+    .await;
+    assert!(response.starts_with("HTTP/1.1 408"), "{response}");
+    assert!(
+        response.contains("\"errorCode\":\"request_timeout\""),
+        "{response}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn the_live_feed_and_page_need_the_subscriber_token() {
+    let server = start_with(quiet(), |b| b.subscriber_token("reader")).await;
+    server
+        .get("/stats/live")
+        .await
+        .assert_error(401, "unauthorized");
+    server
+        .get("/stats/live?token=wrong")
+        .await
+        .assert_error(401, "unauthorized");
+    server.get("/").await.assert_error(401, "unauthorized");
+    assert_eq!(server.get("/?token=reader").await.status, 200);
+    let mut feed = server
+        .stream("/stats/live?interval=100&token=reader", &[])
+        .await;
+    assert_eq!(feed.status, 200);
+    feed.read_until("event: stats").await;
+    let mut feed = server
+        .stream(
+            "/stats/live?interval=100",
+            &[("authorization", "Bearer reader")],
+        )
+        .await;
+    assert_eq!(feed.status, 200);
+    feed.read_until("event: stats").await;
+}
+
+#[tokio::test]
+async fn the_live_feed_counts_toward_the_subscriber_limit() {
+    let server = start_with(quiet().max_subscribers(1), |b| b).await;
+    let mut feed = server.stream("/stats/live?interval=100", &[]).await;
+    assert_eq!(feed.status, 200);
+    feed.read_until("event: stats").await;
+    server
+        .get("/events")
+        .await
+        .assert_error(503, "too_many_subscribers");
+    server
+        .get("/stats/live")
+        .await
+        .assert_error(503, "too_many_subscribers");
+    drop(feed);
+    // The slot frees when the server notices the closed connection.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let stream = server.stream("/events", &[]).await;
+        if stream.status == 200 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "slot never freed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

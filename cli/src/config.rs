@@ -56,6 +56,25 @@ pub struct ServeArgs {
     #[arg(long, env = "SSEHUB_MAX_TYPES", default_value_t = 64)]
     pub max_types: usize,
 
+    /// Most connections open at once; one more gets 503 and is closed.
+    /// Default: 1,024 above --max-subscribers.
+    #[arg(long, env = "SSEHUB_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
+
+    /// Time a client has to send a request head (from connect to its blank
+    /// line); a slower client is disconnected.
+    #[arg(long, env = "SSEHUB_HEAD_TIMEOUT", default_value = "10s", value_parser = parse_timeout)]
+    pub head_timeout: Duration,
+
+    /// How long one write may block on a client that stops reading before
+    /// its connection is dropped.
+    #[arg(long, env = "SSEHUB_WRITE_TIMEOUT", default_value = "30s", value_parser = parse_timeout)]
+    pub write_timeout: Duration,
+
+    /// Time a publish request's body may take to arrive; slower is 408.
+    #[arg(long, env = "SSEHUB_BODY_TIMEOUT", default_value = "30s", value_parser = parse_timeout)]
+    pub body_timeout: Duration,
+
     /// Allowed CORS origin (repeatable, or comma-separated in the variable);
     /// `*` allows any. No CORS headers when unset.
     #[arg(long, env = "SSEHUB_CORS_ORIGIN", value_delimiter = ',')]
@@ -63,6 +82,13 @@ pub struct ServeArgs {
 }
 
 impl ServeArgs {
+    /// The connection cap: `--max-connections`, or 1,024 above the
+    /// subscriber limit (room for publishers, metrics and health checks).
+    pub fn max_connections(&self) -> usize {
+        self.max_connections
+            .unwrap_or_else(|| self.max_subscribers.saturating_add(1024))
+    }
+
     /// The hub configuration these flags describe.
     ///
     /// The hub's own frame limit is set above `--max-event-bytes`: the limit
@@ -129,6 +155,18 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         .map_err(|error| format!("{text:?} is not a duration (e.g. 15s, 500ms, 0): {error}"))
 }
 
+/// Parses a timeout: a humantime duration that is not zero.
+///
+/// # Errors
+///
+/// A message naming the text that is not a positive duration.
+pub fn parse_timeout(text: &str) -> Result<Duration, String> {
+    match parse_duration(text)? {
+        zero if zero.is_zero() => Err(format!("{text:?}: a timeout must be above zero")),
+        timeout => Ok(timeout),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -159,6 +197,8 @@ mod tests {
         assert_eq!(parse_duration("15s"), Ok(Duration::from_secs(15)));
         assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
         assert!(parse_duration("soon").is_err());
+        assert!(parse_timeout("0").is_err());
+        assert_eq!(parse_timeout("2s"), Ok(Duration::from_secs(2)));
     }
 
     #[test]
@@ -175,6 +215,10 @@ mod tests {
         assert_eq!(args.max_types, 64);
         assert!(args.cors_origin.is_empty());
         assert!(args.admin_token.is_none());
+        assert_eq!(args.max_connections(), 101_024);
+        assert_eq!(args.head_timeout, Duration::from_secs(10));
+        assert_eq!(args.write_timeout, Duration::from_secs(30));
+        assert_eq!(args.body_timeout, Duration::from_secs(30));
         let cli =
             Cli::try_parse_from(["serve", "--keep-alive", "0", "--cors-origin", "*"]).unwrap();
         assert_eq!(cli.serve.hub_config().keep_alive, None);

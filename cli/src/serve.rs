@@ -6,7 +6,6 @@ use std::fmt;
 
 use ssehub::http::{cors_layer, HubRouter};
 use ssehub::Hub;
-use tokio::net::TcpListener;
 
 use crate::config::ServeArgs;
 
@@ -47,7 +46,11 @@ pub async fn run(args: ServeArgs) -> Result<(), ServeError> {
     let hub = Hub::with_config(args.hub_config());
     let mut router = HubRouter::new(hub)
         .max_batch(args.max_batch)
-        .max_event_bytes(args.max_event_bytes);
+        .max_event_bytes(args.max_event_bytes)
+        .max_connections(args.max_connections())
+        .head_timeout(args.head_timeout)
+        .write_timeout(args.write_timeout)
+        .body_timeout(args.body_timeout);
     if let Some(token) = &args.admin_token {
         router = router.admin_token(token);
     }
@@ -57,7 +60,8 @@ pub async fn run(args: ServeArgs) -> Result<(), ServeError> {
     if !args.cors_origin.is_empty() {
         router = router.cors(cors_layer(&args.cors_origin).map_err(ServeError::Config)?);
     }
-    let listener = TcpListener::bind(args.listen).await?;
+    // A backlog for a reconnect storm (TcpListener::bind's is far smaller).
+    let listener = ssehub::http::bind(args.listen)?;
     ssehub::http::serve(listener, router, async {
         let signal = wait_for_signal().await;
         tracing::info!(signal, "signal received");

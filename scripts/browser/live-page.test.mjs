@@ -54,6 +54,20 @@ const browser = await chromium.launchPersistentContext(profile, {
 try {
   const page = await browser.newPage();
   page.on("pageerror", (error) => check(false, `no script error (${error.message})`));
+  // Every console error (a failed resource such as a missing favicon
+  // included) and every failed response fails the test, checked at the end.
+  const consoleErrors = [];
+  page.on("console", (message) => {
+    if (message.type() === "error") consoleErrors.push(message.text());
+  });
+  page.on("response", (response) => {
+    if (response.status() >= 400) consoleErrors.push(`${response.status()} ${response.url()}`);
+  });
+  page.on("requestfailed", (request) => {
+    const failure = request.failure()?.errorText ?? "";
+    // A stream the page closes itself (a reset, navigation) is not an error.
+    if (!failure.includes("ERR_ABORTED")) consoleErrors.push(`${failure} ${request.url()}`);
+  });
   await page.goto(`${base}/`);
   check((await page.title()).includes("ssehub"), "page loads with its title");
 
@@ -122,6 +136,10 @@ try {
     { timeout: 15_000 },
   );
   check(true, "the page resubscribes after the reset and shows new events");
+
+  // Let late resource loads (the favicon) land before judging the console.
+  await page.waitForTimeout(500);
+  check(consoleErrors.length === 0, `no console error (${JSON.stringify(consoleErrors)})`);
 
   if (process.env.SCREENSHOT) {
     await page.screenshot({ path: process.env.SCREENSHOT, fullPage: true });

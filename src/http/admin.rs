@@ -15,10 +15,17 @@
 //! publishes them with [`Hub::publish_batch`](crate::Hub::publish_batch),
 //! which validates all before writing any. Limits: more than `max_batch`
 //! elements → 413, one element's compact JSON over `max_event_bytes` → 413,
-//! and the body is read with a cap (`max_batch × max_event_bytes`, bounded)
-//! so an endless body is cut off with 413 rather than buffered.
+//! and the body is read with a cap (`max_batch × max_event_bytes`, bounded):
+//! a declared `Content-Length` over it is refused with 413 before a byte is
+//! read, an endless body is cut off with 413 rather than buffered.
+//!
+//! A body that cannot be read is not "too large": malformed chunked
+//! framing, or a body cut short (the client closed mid-body), is 400
+//! `bad_request`; a body that stops arriving is ended after the body
+//! timeout with 408 `request_timeout`.
 
 use std::borrow::Cow;
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -41,7 +48,8 @@ pub(crate) async fn publish(
     check_admin(&state.admin_token, request.headers())?;
     check_json_content_type(request.headers())?;
     let limit = state.limits.max_body_bytes();
-    let body = read_body(request.into_body(), limit).await?;
+    check_declared_length(request.headers(), limit)?;
+    let body = read_body(request.into_body(), limit, state.body_timeout).await?;
     let events = parse_events(&body, state.limits.max_batch, state.limits.max_event_bytes)?;
     let landed = state.hub.publish_batch(&events)?;
     let ids: Vec<String> = landed
@@ -107,10 +115,43 @@ fn check_json_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
     }
 }
 
-async fn read_body(body: Body, limit: usize) -> Result<bytes::Bytes, ApiError> {
-    axum::body::to_bytes(body, limit)
-        .await
-        .map_err(|_| ApiError::too_large(format!("request body is over {limit} bytes")))
+/// Refuses a declared `Content-Length` over `limit` before reading.
+fn check_declared_length(headers: &HeaderMap, limit: usize) -> Result<(), ApiError> {
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.trim().parse::<u64>().ok());
+    match declared {
+        Some(length) if length > limit as u64 => Err(ApiError::too_large(format!(
+            "request body of {length} bytes is over {limit} bytes"
+        ))),
+        _ => Ok(()),
+    }
+}
+
+async fn read_body(body: Body, limit: usize, timeout: Duration) -> Result<bytes::Bytes, ApiError> {
+    match tokio::time::timeout(timeout, axum::body::to_bytes(body, limit)).await {
+        Ok(Ok(bytes)) => Ok(bytes),
+        Ok(Err(error)) => Err(body_error(&error, limit)),
+        Err(_) => Err(ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "request_timeout",
+            format!("the request body did not arrive within {timeout:?}"),
+        )),
+    }
+}
+
+/// What a failed body read means: over the cap is 413, anything else (bad
+/// chunked framing, a body cut short, a broken connection) is 400.
+fn body_error(error: &axum::Error, limit: usize) -> ApiError {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(cause) = source {
+        if cause.is::<http_body_util::LengthLimitError>() {
+            return ApiError::too_large(format!("request body is over {limit} bytes"));
+        }
+        source = cause.source();
+    }
+    ApiError::bad_request(format!("the request body could not be read: {error}"))
 }
 
 #[derive(Deserialize)]

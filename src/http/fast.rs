@@ -1,234 +1,259 @@
-//! The connection front of `ssehub serve`: successful `GET /events`
+//! The connection front of [`serve`](super::serve): successful `GET /events`
 //! subscriptions are streamed straight onto the socket; everything else is
 //! served by hyper with the axum router.
 //!
 //! # Why
 //!
 //! A stream is one response that lives for hours and carries nothing but
-//! pre-encoded bytes. Through hyper each connection keeps an 8 KiB read
-//! buffer and its connection state, and every batch is wrapped in chunked
-//! framing. Here, once the request head is parsed, the stream owns the bare
+//! pre-encoded bytes. Through hyper each connection keeps a read buffer and
+//! its connection state, and every batch is wrapped in chunked framing.
+//! Here, once the request head is parsed, the stream owns the bare
 //! `TcpStream`: one `write` per batch of frames (the hub's shared `Bytes`,
 //! no framing, no copy), a few hundred bytes of state per idle connection.
 //!
 //! # How
 //!
-//! 1. Read the request head (bounded: 8 KiB, 10 s).
-//! 2. If it is `GET /events` with no body, and the same checks the router
-//!    makes pass (subscriber token, query parameters, `Hub::subscribe`), answer
-//!    `200` with a close-delimited `text/event-stream` body (HTTP/1.1 allows a
-//!    body delimited by closing the connection; a stream ends that way
-//!    anyway) and stream the subscription.
-//! 3. Otherwise — another route, an error to report, a cross-origin request
-//!    when CORS is configured — hand the connection to hyper, replaying the
-//!    bytes already read, so the router answers exactly as it would have
-//!    (the JSON error envelope included). Nothing is answered twice.
+//! 1. Read the request head until [`head::classify`] decides: at most
+//!    [`MAX_HEAD`] bytes, within the connection's head budget
+//!    ([`FrontLimits::head_timeout`], one budget for both paths). A client
+//!    that sends nothing in time is dropped.
+//! 2. A bodyless `GET /events` (without `Origin` when CORS is configured)
+//!    goes to the admission module. Admitted: answer `200` with a
+//!    close-delimited `text/event-stream` body (HTTP/1.1 allows a body
+//!    delimited by closing the connection; a stream ends that way anyway)
+//!    and stream the subscription.
+//! 3. Everything else — another route, a refusal, a head hyper must judge,
+//!    a cross-origin request — goes to hyper, replaying the bytes already
+//!    read, so the router answers exactly as it would have (the JSON error
+//!    envelope included). A refusal travels with the request ([`Refused`]),
+//!    so the router renders it without deciding again.
+//!
+//! Hyper gets the same bounds: [`MAX_HEAD`] for its read buffer and head
+//! size, what is left of the head budget for the first head (enforced by
+//! the socket wrapper, [`Replay`]) and the whole budget for later heads on
+//! the connection. Every write on either path gives up after
+//! [`FrontLimits::write_timeout`] on a client that does not read; the
+//! stream's close line then says `write_timeout`.
 //!
 //! The streamed body is byte for byte what the router's `/events` body is:
 //! `: ok` first, then batches, keep-alive comments and a final
 //! `: end <reason>` comment.
 
+use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use axum::http::{HeaderMap, HeaderName, HeaderValue};
+use axum::extract::ConnectInfo;
 use axum::Router;
+use bytes::Bytes;
+use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
+use tokio::time::{Instant, Sleep};
 
-use super::auth::{self, Token};
-use super::query::{parse_events_query, query_token};
-use crate::{Delivery, Hub, Subscription, KEEP_ALIVE};
+use super::admission::{self, Admitted, CLIENT_CLOSED, OPENING, WRITE_TIMEOUT};
+use super::events::Refused;
+use super::head::{self, Head, MAX_HEAD};
+use super::response::WriteTimedOut;
+use super::AppState;
 
-/// Longest request head read before deciding (hyper gets longer ones).
-const MAX_HEAD: usize = 8 << 10;
-/// How long a client may take to send its request head.
-const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long one write may block on a client that does not read.
-const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
-/// Most request headers parsed.
-const MAX_HEADERS: usize = 64;
-
-/// Status line, headers and the opening comment, in one write.
+/// The status line and headers of a streamed response.
 const RESPONSE_HEAD: &[u8] = b"HTTP/1.1 200 OK\r\n\
 content-type: text/event-stream\r\n\
 cache-control: no-cache\r\n\
 x-accel-buffering: no\r\n\
 connection: close\r\n\
-\r\n\
-: ok\n\n";
+\r\n";
 
-/// What the fast path needs to open a subscription the way the router does.
+/// Time limits of a connection, shared by both paths.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct FrontLimits {
+    /// The whole budget for one request head, from accept (or, for later
+    /// requests on a keep-alive connection, from when hyper waits for it).
+    pub(crate) head_timeout: Duration,
+    /// How long one write may block on a client that does not read.
+    pub(crate) write_timeout: Duration,
+}
+
+/// What the front needs to decide a connection the way the router does.
 #[derive(Debug)]
-pub(crate) struct FastEvents {
-    pub(crate) hub: Hub,
-    pub(crate) subscriber_token: Option<Token>,
+pub(crate) struct Front {
+    pub(crate) state: AppState,
+    pub(crate) app: Router,
     /// With CORS configured, requests carrying `Origin` go to the router,
     /// whose CORS layer adds the headers.
     pub(crate) cors: bool,
-}
-
-impl FastEvents {
-    /// The streaming front's view of `router`: the same hub, token and CORS
-    /// setting, so both paths admit the same subscriptions.
-    pub(crate) fn new(router: &super::HubRouter) -> FastEvents {
-        FastEvents {
-            hub: router.hub().clone(),
-            subscriber_token: router.subscriber_token.clone(),
-            cors: router.cors.is_some(),
-        }
-    }
+    pub(crate) limits: FrontLimits,
 }
 
 /// Serves one accepted connection (see the module docs).
-pub(crate) async fn serve_connection(
-    mut stream: TcpStream,
-    peer: SocketAddr,
-    fast: &FastEvents,
-    app: Router,
-) {
+pub(crate) async fn serve_connection(mut stream: TcpStream, peer: SocketAddr, front: &Front) {
+    let deadline = Instant::now() + front.limits.head_timeout;
     let mut head = Vec::with_capacity(1024);
-    let complete = matches!(
-        tokio::time::timeout(HEAD_TIMEOUT, read_head(&mut stream, &mut head)).await,
-        Ok(Ok(true))
-    );
-    if head.is_empty() {
-        return; // closed, timed out or failed before sending anything
-    }
-    if complete {
-        if let Some((subscription, opened)) = try_subscribe(fast, &head) {
-            drop(head);
-            stream_events(stream, peer, subscription, opened).await;
-            return;
+    let verdict = match tokio::time::timeout_at(deadline, read_head(&mut stream, &mut head)).await {
+        Ok(Ok(Some(verdict))) => verdict,
+        // Closed, failed or out of time before a head hyper could judge:
+        // nothing to answer (hyper, too, closes on a head timeout).
+        _ => return,
+    };
+    let mut refused = None;
+    if let Head::Events(events) = verdict {
+        if !(front.cors && events.headers.contains_key("origin")) {
+            match admission::admit(
+                &front.state,
+                events.query.as_deref(),
+                &events.headers,
+                Some(peer),
+            ) {
+                Ok(admitted) => {
+                    drop(head);
+                    stream_events(stream, admitted, front.limits.write_timeout).await;
+                    return;
+                }
+                Err(error) => refused = Some(Refused(error)),
+            }
         }
     }
+    serve_with_hyper(stream, peer, front, head, deadline, refused).await;
+}
+
+/// Reads until [`head::classify`] decides; `None` if the client closed first.
+async fn read_head(stream: &mut TcpStream, head: &mut Vec<u8>) -> io::Result<Option<Head>> {
+    loop {
+        let room = (MAX_HEAD - head.len()) as u64;
+        if (&mut *stream).take(room).read_buf(head).await? == 0 {
+            return Ok(None);
+        }
+        match head::classify(head) {
+            Head::Partial => {}
+            verdict => return Ok(Some(verdict)),
+        }
+    }
+}
+
+/// Hands the connection to hyper, replaying the bytes already read.
+async fn serve_with_hyper(
+    stream: TcpStream,
+    peer: SocketAddr,
+    front: &Front,
+    head: Vec<u8>,
+    first_head_deadline: Instant,
+    refused: Option<Refused>,
+) {
+    let write_timed_out = WriteTimedOut::default();
+    let first_head_done = Arc::new(AtomicBool::new(false));
     let io = TokioIo::new(Replay {
         prefix: head,
         read: 0,
         stream,
+        first_head_deadline: Some(Box::pin(tokio::time::sleep_until(first_head_deadline))),
+        first_head_done: first_head_done.clone(),
+        write_timeout: front.limits.write_timeout,
+        write_timer: None,
+        write_timed_out: write_timed_out.clone(),
     });
+    let service = WithConnection {
+        inner: TowerToHyperService::new(front.app.clone()),
+        peer,
+        write_timed_out,
+        first_head_done,
+        refused: Mutex::new(refused),
+    };
     let served = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
-        .serve_connection(io, TowerToHyperService::new(app))
+        .max_buf_size(MAX_HEAD)
+        .max_header_size(MAX_HEAD)
+        .header_read_timeout(front.limits.head_timeout)
+        .serve_connection(io, service)
         .await;
     if let Err(error) = served {
         tracing::debug!(%error, %peer, "connection ended with an error");
     }
 }
 
-/// Reads until the end of the request head; false if it did not arrive
-/// whole within [`MAX_HEAD`] bytes.
-async fn read_head(stream: &mut TcpStream, head: &mut Vec<u8>) -> io::Result<bool> {
-    loop {
-        let searched_from = head.len().saturating_sub(3);
-        if head.len() >= MAX_HEAD || stream.read_buf(head).await? == 0 {
-            return Ok(false);
-        }
-        if head[searched_from..].windows(4).any(|w| w == b"\r\n\r\n") {
-            return Ok(true);
-        }
-    }
-}
-
-/// What the "stream opened" log line says about a request.
-struct Opened {
-    types: String,
-    resume: String,
-}
-
-/// The subscription for a `GET /events` head that the router would accept,
-/// or `None` for anything the router should answer.
-fn try_subscribe(fast: &FastEvents, head: &[u8]) -> Option<(Subscription, Opened)> {
-    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut request = httparse::Request::new(&mut headers);
-    if !matches!(request.parse(head), Ok(httparse::Status::Complete(_))) {
-        return None;
-    }
-    if request.method != Some("GET") {
-        return None;
-    }
-    let (path, query) = match request.path?.split_once('?') {
-        Some((path, query)) => (path, Some(query)),
-        None => (request.path?, None),
-    };
-    if path != "/events" {
-        return None;
-    }
-    let mut map = HeaderMap::with_capacity(request.headers.len());
-    for header in request.headers.iter() {
-        let name = HeaderName::from_bytes(header.name.as_bytes()).ok()?;
-        let value = HeaderValue::from_bytes(header.value).ok()?;
-        map.append(name, value);
-    }
-    let has_body = map.contains_key("transfer-encoding")
-        || map
-            .get("content-length")
-            .is_some_and(|length| length.as_bytes() != b"0");
-    if has_body || (fast.cors && map.contains_key("origin")) {
-        return None;
-    }
-    if let Some(token) = &fast.subscriber_token {
-        auth::check_subscriber(token, &map, query_token(query).as_deref()).ok()?;
-    }
-    let parsed = parse_events_query(query, &map, fast.hub.config().max_types).ok()?;
-    let opened = Opened {
-        types: parsed.options.types.join(","),
-        resume: super::events::describe(&parsed.options.resume),
-    };
-    let subscription = fast.hub.subscribe(parsed.options).ok()?;
-    Some((subscription, opened))
-}
-
-/// Streams `subscription` onto the socket until it ends or the client goes.
-async fn stream_events(
-    mut stream: TcpStream,
+/// The router as hyper's service, with what the connection knows added to
+/// each request: the peer, the write-timeout flag, and for the first
+/// request a verdict the front already reached.
+struct WithConnection {
+    inner: TowerToHyperService<Router>,
     peer: SocketAddr,
-    mut subscription: Subscription,
-    opened_as: Opened,
-) {
-    let opened = Instant::now();
-    let connection = super::events::next_connection_number();
-    tracing::info!(
-        connection,
-        %peer,
-        generation = subscription.generation(),
-        types = %opened_as.types,
-        resume = %opened_as.resume,
-        "stream opened"
-    );
+    write_timed_out: WriteTimedOut,
+    first_head_done: Arc<AtomicBool>,
+    refused: Mutex<Option<Refused>>,
+}
+
+impl hyper::service::Service<hyper::Request<Incoming>> for WithConnection {
+    type Response = <TowerToHyperService<Router> as hyper::service::Service<
+        hyper::Request<Incoming>,
+    >>::Response;
+    type Error =
+        <TowerToHyperService<Router> as hyper::service::Service<hyper::Request<Incoming>>>::Error;
+    type Future =
+        <TowerToHyperService<Router> as hyper::service::Service<hyper::Request<Incoming>>>::Future;
+
+    fn call(&self, mut request: hyper::Request<Incoming>) -> Self::Future {
+        self.first_head_done.store(true, Ordering::Relaxed);
+        let extensions = request.extensions_mut();
+        extensions.insert(ConnectInfo(self.peer));
+        extensions.insert(self.write_timed_out.clone());
+        let refused = match self.refused.lock() {
+            Ok(mut refused) => refused.take(),
+            Err(poisoned) => poisoned.into_inner().take(),
+        };
+        if let Some(refused) = refused {
+            extensions.insert(refused);
+        }
+        self.inner.call(request)
+    }
+}
+
+/// Streams an admitted subscription onto the socket until it ends or the
+/// client goes.
+async fn stream_events(mut stream: TcpStream, admitted: Admitted, write_timeout: Duration) {
+    let Admitted {
+        mut subscription,
+        log,
+    } = admitted;
     let (mut reader, mut writer) = stream.split();
     let mut probe = [0u8; 64];
     let mut chunks = 0u64;
-    let mut reason = "client_closed";
-    let mut pending: Option<bytes::Bytes> = Some(bytes::Bytes::from_static(RESPONSE_HEAD));
+    let mut reason = CLIENT_CLOSED;
+    let mut opening = Vec::with_capacity(RESPONSE_HEAD.len() + OPENING.len());
+    opening.extend_from_slice(RESPONSE_HEAD);
+    opening.extend_from_slice(OPENING);
+    let mut pending = Some(Bytes::from(opening));
+    let mut last = false;
     loop {
         if let Some(bytes) = pending.take() {
-            match tokio::time::timeout(WRITE_TIMEOUT, writer.write_all(&bytes)).await {
+            match tokio::time::timeout(write_timeout, writer.write_all(&bytes)).await {
                 Ok(Ok(())) => chunks += 1,
                 Ok(Err(_)) => break,
                 Err(_) => {
-                    reason = "write_timeout";
+                    reason = WRITE_TIMEOUT;
                     break;
                 }
             }
+            if last {
+                let _ = tokio::time::timeout(write_timeout, writer.shutdown()).await;
+                break;
+            }
         }
         tokio::select! {
-            delivery = subscription.recv() => match delivery {
-                Delivery::Batch(batch) => pending = Some(batch.into_bytes()),
-                Delivery::KeepAlive => pending = Some(bytes::Bytes::from_static(KEEP_ALIVE)),
-                Delivery::End(end) => {
+            delivery = subscription.recv() => {
+                let (bytes, end) = admission::wire_bytes(delivery);
+                if let Some(end) = end {
                     reason = end.as_str();
-                    let last = format!(": end {}\n\n", end.as_str());
-                    let _ = tokio::time::timeout(WRITE_TIMEOUT, writer.write_all(last.as_bytes())).await;
-                    let _ = writer.shutdown().await;
-                    break;
+                    last = true;
                 }
-            },
+                pending = Some(bytes);
+            }
             read = reader.read(&mut probe) => match read {
                 // The client closed (or reset) its side: the stream is over.
                 Ok(0) | Err(_) => break,
@@ -237,20 +262,48 @@ async fn stream_events(
             },
         }
     }
-    tracing::info!(
-        connection,
-        reason,
-        chunks,
-        duration_ms = opened.elapsed().as_millis() as u64,
-        "stream closed"
-    );
+    log.closed(reason, chunks);
 }
 
-/// A socket whose first reads replay bytes already consumed.
+/// The socket as hyper sees it: first reads replay bytes already consumed;
+/// reads fail once the first head's budget is spent before hyper has it;
+/// writes fail after blocking for the write timeout.
 struct Replay {
     prefix: Vec<u8>,
     read: usize,
     stream: TcpStream,
+    first_head_deadline: Option<Pin<Box<Sleep>>>,
+    first_head_done: Arc<AtomicBool>,
+    write_timeout: Duration,
+    write_timer: Option<Pin<Box<Sleep>>>,
+    write_timed_out: WriteTimedOut,
+}
+
+impl Replay {
+    /// Applies the write timeout to a write-side poll.
+    fn bounded<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        poll: Poll<io::Result<T>>,
+    ) -> Poll<io::Result<T>> {
+        if poll.is_ready() {
+            self.write_timer = None;
+            return poll;
+        }
+        let timeout = self.write_timeout;
+        let timer = self
+            .write_timer
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+        if timer.as_mut().poll(cx).is_ready() {
+            self.write_timer = None;
+            self.write_timed_out.set();
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the client stopped reading",
+            )));
+        }
+        Poll::Pending
+    }
 }
 
 impl AsyncRead for Replay {
@@ -270,7 +323,20 @@ impl AsyncRead for Replay {
             }
             return Poll::Ready(Ok(()));
         }
-        Pin::new(&mut self.stream).poll_read(cx, buf)
+        let polled = Pin::new(&mut self.stream).poll_read(cx, buf);
+        if polled.is_pending() {
+            if self.first_head_done.load(Ordering::Relaxed) {
+                self.first_head_deadline = None;
+            } else if let Some(deadline) = &mut self.first_head_deadline {
+                if deadline.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "request head not received in time",
+                    )));
+                }
+            }
+        }
+        polled
     }
 }
 
@@ -280,7 +346,8 @@ impl AsyncWrite for Replay {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.stream).poll_write(cx, buf)
+        let poll = Pin::new(&mut self.stream).poll_write(cx, buf);
+        self.bounded(cx, poll)
     }
 
     fn poll_write_vectored(
@@ -288,7 +355,8 @@ impl AsyncWrite for Replay {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+        let poll = Pin::new(&mut self.stream).poll_write_vectored(cx, bufs);
+        self.bounded(cx, poll)
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -296,10 +364,12 @@ impl AsyncWrite for Replay {
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.stream).poll_flush(cx)
+        let poll = Pin::new(&mut self.stream).poll_flush(cx);
+        self.bounded(cx, poll)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.stream).poll_shutdown(cx)
+        let poll = Pin::new(&mut self.stream).poll_shutdown(cx);
+        self.bounded(cx, poll)
     }
 }

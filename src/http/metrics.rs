@@ -4,8 +4,6 @@
 //! generation. Counters restart at a reset, which Prometheus treats as a
 //! counter reset (`rate()` handles it); `ssehub_generation` says when.
 
-use std::fmt::Write;
-
 use axum::extract::State;
 use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
@@ -97,12 +95,25 @@ pub fn render(stats: &Stats, parked: usize) -> String {
         ("ssehub_up", "gauge", "1 while the server runs.", 1),
     ];
     let mut out = String::with_capacity(2048);
+    let mut digits = itoa::Buffer::new();
     for (name, kind, help, value) in figures {
-        // Writing to a String cannot fail.
-        let _ = write!(
-            out,
-            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"
-        );
+        for part in [
+            "# HELP ",
+            name,
+            " ",
+            help,
+            "\n# TYPE ",
+            name,
+            " ",
+            kind,
+            "\n",
+            name,
+            " ",
+            digits.format(value),
+            "\n",
+        ] {
+            out.push_str(part);
+        }
     }
     out
 }

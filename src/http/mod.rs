@@ -5,13 +5,13 @@
 //!
 //! | route | who | what |
 //! |---|---|---|
-//! | `GET /events` | subscribers (optional token) | the SSE stream |
+//! | `GET /events` | subscribers (optional token) | the SSE stream ([`SseResponse`]) |
 //! | `POST /admin/events` | admin | publish one event or a batch |
 //! | `POST /admin/reset` | admin | new generation, streams end, 204 |
 //! | `GET /admin/stats` | admin | stats JSON |
 //! | `GET /metrics` | operators | Prometheus text |
 //! | `GET /healthz` | anyone | `ok` |
-//! | `GET /`, `GET /stats/live` | anyone | the live page and its feed |
+//! | `GET /`, `GET /stats/live` | subscribers (optional token) | the live page and its feed |
 //!
 //! Every error is the JSON envelope of [`ApiError`]. The router carries its
 //! own state and is returned as `Router<S>` for any `S`, so it nests into a
@@ -44,21 +44,31 @@
 //! come from its [`HubConfig`](crate::HubConfig), the rest (batch size) from
 //! the builder.
 //!
+//! One module (`admission`) decides every subscription — credentials,
+//! parameters, resume point, subscriber limit, log fields — and maps its
+//! deliveries to wire bytes; the router's handler and the streaming front
+//! both call it, and [`SseResponse`] carries a subscription out of any axum
+//! handler, the user's own included.
+//!
 //! With the `server` feature, [`serve`] (what `ssehub serve` runs) puts a
 //! front before the router: a successful `GET /events` is streamed straight
 //! onto the socket (one write per batch, ~2 KB per idle connection) and
 //! every other request, and every refusal, is served by this router through
-//! hyper — the same responses either way.
+//! hyper — the same responses either way, each request decided once.
 
 mod admin;
+mod admission;
 mod auth;
 mod error;
 mod events;
 #[cfg(feature = "server")]
 mod fast;
+#[cfg(feature = "server")]
+mod head;
 mod metrics;
 mod page;
 mod query;
+mod response;
 #[cfg(feature = "server")]
 mod serve;
 mod timestamp;
@@ -71,9 +81,15 @@ pub mod __private {
     pub use super::admin::parse_events;
     pub use super::query::parse_events_query;
     pub use super::timestamp::parse_rfc3339;
+    /// The streaming front's head reading, for the `front_head` fuzz target.
+    #[cfg(feature = "server")]
+    pub mod head {
+        pub use super::super::head::{classify, EventsHead, Head, MAX_HEAD, MAX_HEADERS};
+    }
 }
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::http::{header, HeaderName, HeaderValue, Method};
 use axum::routing::{get, post};
@@ -82,8 +98,9 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 
 pub use auth::Token;
 pub use error::ApiError;
+pub use response::SseResponse;
 #[cfg(feature = "server")]
-pub use serve::serve;
+pub use serve::{bind, serve};
 
 use crate::Hub;
 
@@ -114,11 +131,13 @@ pub(crate) struct AppState {
     pub(crate) admin_token: Arc<Token>,
     pub(crate) subscriber_token: Option<Arc<Token>>,
     pub(crate) limits: Limits,
+    /// How long a publish request's body may take to arrive.
+    pub(crate) body_timeout: Duration,
 }
 
 /// Builds the ssehub router for a hub: the routes, their tokens, limits and
 /// CORS settings, kept in one place for both the router and [`serve`]'s
-/// streaming front.
+/// streaming front (which takes them from here, never a copy of its own).
 ///
 /// # Examples
 ///
@@ -136,10 +155,24 @@ pub(crate) struct AppState {
 pub struct HubRouter {
     hub: Hub,
     admin_token: Option<Token>,
-    pub(crate) subscriber_token: Option<Token>,
+    subscriber_token: Option<Token>,
     limits: Limits,
-    pub(crate) cors: Option<CorsLayer>,
+    body_timeout: Duration,
+    cors: Option<CorsLayer>,
     live_page: bool,
+    server: ServerLimits,
+}
+
+/// Limits of [`serve`]'s connections (the router alone does not use them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ServerLimits {
+    /// Most connections open at once; `None`: the subscriber limit plus
+    /// 1,024 for other requests.
+    pub(crate) max_connections: Option<usize>,
+    /// Budget for one request head.
+    pub(crate) head_timeout: Duration,
+    /// How long one write may block on a client that does not read.
+    pub(crate) write_timeout: Duration,
 }
 
 impl HubRouter {
@@ -154,8 +187,14 @@ impl HubRouter {
                 max_batch: 1000,
                 max_event_bytes,
             },
+            body_timeout: Duration::from_secs(30),
             cors: None,
             live_page: true,
+            server: ServerLimits {
+                max_connections: None,
+                head_timeout: Duration::from_secs(10),
+                write_timeout: Duration::from_secs(30),
+            },
         }
     }
 
@@ -166,7 +205,8 @@ impl HubRouter {
         self
     }
 
-    /// Requires this token for `GET /events` (header or `?token=`).
+    /// Requires this token for `GET /events`, the live page and its feed
+    /// (header or `?token=`).
     pub fn subscriber_token(mut self, token: impl AsRef<str>) -> HubRouter {
         self.subscriber_token = Some(Token::new(token));
         self
@@ -185,6 +225,14 @@ impl HubRouter {
         self
     }
 
+    /// How long the body of a publish request may take to arrive (default
+    /// 30 s); a body still incomplete then is answered 408
+    /// `request_timeout`.
+    pub fn body_timeout(mut self, timeout: Duration) -> HubRouter {
+        self.body_timeout = timeout;
+        self
+    }
+
     /// Applies a CORS layer (see [`cors_layer`]) to every route.
     pub fn cors(mut self, layer: CorsLayer) -> HubRouter {
         self.cors = Some(layer);
@@ -194,6 +242,29 @@ impl HubRouter {
     /// Serves the live page at `GET /` and its feed (default on).
     pub fn live_page(mut self, on: bool) -> HubRouter {
         self.live_page = on;
+        self
+    }
+
+    /// [`serve`] only: most connections open at once; one more is answered
+    /// 503 `too_many_connections` and closed. Default: the hub's subscriber
+    /// limit plus 1,024.
+    pub fn max_connections(mut self, max: usize) -> HubRouter {
+        self.server.max_connections = Some(max);
+        self
+    }
+
+    /// [`serve`] only: the time a client has to send a request head, from
+    /// accept to its blank line, on either path (default 10 s). A client
+    /// that takes longer is disconnected.
+    pub fn head_timeout(mut self, timeout: Duration) -> HubRouter {
+        self.server.head_timeout = timeout;
+        self
+    }
+
+    /// [`serve`] only: how long one write may block on a client that does
+    /// not read before the connection is dropped (default 30 s).
+    pub fn write_timeout(mut self, timeout: Duration) -> HubRouter {
+        self.server.write_timeout = timeout;
         self
     }
 
@@ -207,6 +278,17 @@ impl HubRouter {
     where
         S: Clone + Send + Sync + 'static,
     {
+        self.into_parts().1
+    }
+
+    /// The router and the parts [`serve`]'s front shares with it: the
+    /// state its handlers see, whether CORS is on, and the server limits.
+    pub(crate) fn into_parts<S>(self) -> (AppState, Router<S>, bool, ServerLimits)
+    where
+        S: Clone + Send + Sync + 'static,
+    {
+        let server = self.server;
+        let cors_on = self.cors.is_some();
         let admin_token = match self.admin_token {
             Some(token) => token,
             None => match Token::random() {
@@ -230,6 +312,7 @@ impl HubRouter {
             admin_token: Arc::new(admin_token),
             subscriber_token: self.subscriber_token.map(Arc::new),
             limits: self.limits,
+            body_timeout: self.body_timeout,
         };
         let mut router = Router::new()
             .route("/events", get(events::subscribe))
@@ -246,11 +329,11 @@ impl HubRouter {
         let mut router = router
             .fallback(error::not_found)
             .method_not_allowed_fallback(error::method_not_allowed)
-            .with_state(state);
+            .with_state(state.clone());
         if let Some(cors) = self.cors {
             router = router.layer(cors);
         }
-        router
+        (state, router, cors_on, server)
     }
 }
 

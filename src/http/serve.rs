@@ -1,8 +1,12 @@
 //! The production accept loop: [`serve`] runs a [`HubRouter`] on a TCP
-//! listener the way `ssehub serve` does.
+//! listener the way `ssehub serve` does; [`bind`] makes a listener whose
+//! backlog survives a reconnect storm.
 //!
-//! Accepted sockets get `TCP_NODELAY` (a batch is one write; Nagle would
-//! only delay it). Each connection goes through the streaming front
+//! At most [`HubRouter::max_connections`] connections are served at once;
+//! one more gets a 503 `too_many_connections` envelope (with `Retry-After:
+//! 1` and `Connection: close`) and is closed, so a flood of connections
+//! costs a bounded amount of memory. Accepted sockets get `TCP_NODELAY` (a
+//! batch is one write; Nagle would only delay it). Each connection goes through the streaming front
 //! (`fast`): a successful `GET /events` is written straight to the socket,
 //! one write per batch; every other request is served by hyper with the
 //! router. When the `shutdown` future completes, the loop stops accepting,
@@ -14,18 +18,47 @@
 
 use std::future::Future;
 use std::io;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::TcpListener;
+use axum::http::StatusCode;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::Notify;
 
-use super::fast::{self, FastEvents};
+use super::error::ApiError;
+use super::fast::{self, Front, FrontLimits};
 use super::HubRouter;
 
 /// How long open connections get to finish after the shutdown signal.
 const DRAIN: Duration = Duration::from_millis(750);
+/// The listen backlog [`bind`] asks for: room for thousands of clients
+/// reconnecting at once after a reset (the kernel caps it at
+/// `net.core.somaxconn`).
+const LISTEN_BACKLOG: u32 = 4096;
+/// How long a refused connection is given to take its 503.
+const REFUSAL_LINGER: Duration = Duration::from_secs(1);
+
+/// Binds a listener on `addr` with `SO_REUSEADDR` and a backlog of
+/// 4,096 (a plain `TcpListener::bind` gets the standard
+/// library's 128, which a burst of reconnects overflows into SYN retries).
+///
+/// # Errors
+///
+/// When the socket cannot be created, bound or put to listen.
+pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    #[cfg(unix)]
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
+}
 
 /// Serves `router` on `listener` until `shutdown` completes, then shuts the
 /// router's hub down and drains (see the module docs).
@@ -56,13 +89,25 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
     let hub = router.hub().clone();
-    let fast = Arc::new(FastEvents::new(&router));
-    let app = router.build::<()>();
+    let (state, app, cors, limits) = router.into_parts::<()>();
+    let max_connections = limits
+        .max_connections
+        .unwrap_or_else(|| hub.config().max_subscribers.saturating_add(1024));
+    let front = Arc::new(Front {
+        state,
+        app,
+        cors,
+        limits: FrontLimits {
+            head_timeout: limits.head_timeout,
+            write_timeout: limits.write_timeout,
+        },
+    });
     let local = listener.local_addr()?;
     tracing::info!(
         address = %local,
         capacity = hub.config().capacity,
         keep_alive = ?hub.config().keep_alive,
+        max_connections,
         "listening on http://{local}"
     );
     let open_connections = Arc::new(AtomicUsize::new(0));
@@ -87,11 +132,16 @@ pub async fn serve(
         if let Err(error) = stream.set_nodelay(true) {
             tracing::debug!(%error, "cannot set TCP_NODELAY");
         }
-        let (fast, app) = (fast.clone(), app.clone());
+        if open_connections.load(Ordering::Acquire) >= max_connections {
+            tracing::debug!(%peer, max_connections, "connection refused: too many connections");
+            tokio::spawn(refuse(stream));
+            continue;
+        }
+        let front = front.clone();
         let (open_connections, all_closed) = (open_connections.clone(), all_closed.clone());
         open_connections.fetch_add(1, Ordering::AcqRel);
         tokio::spawn(async move {
-            fast::serve_connection(stream, peer, &fast, app).await;
+            fast::serve_connection(stream, peer, &front).await;
             if open_connections.fetch_sub(1, Ordering::AcqRel) == 1 {
                 all_closed.notify_one();
             }
@@ -115,4 +165,29 @@ pub async fn serve(
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Answers a connection over the limit with a 503 envelope and closes it,
+/// reading (and discarding) what the client sends meanwhile so the close
+/// does not reset the connection before the answer is read.
+async fn refuse(mut stream: TcpStream) {
+    let error = ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "too_many_connections",
+        "the server has too many open connections; retry shortly",
+    );
+    let body = error.to_json();
+    let response = format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n\
+         retry-after: 1\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = tokio::time::timeout(REFUSAL_LINGER, async {
+        stream.write_all(response.as_bytes()).await?;
+        stream.shutdown().await?;
+        let mut sink = [0u8; 1024];
+        while stream.read(&mut sink).await? > 0 {}
+        io::Result::Ok(())
+    })
+    .await;
 }

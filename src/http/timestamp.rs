@@ -1,14 +1,21 @@
 //! RFC 3339 timestamps for `?from_timestamp=`, to Unix nanoseconds.
 //!
-//! A small parser of its own rather than a date crate: the grammar is tiny,
-//! and the one deviation the contract needs is easy here and awkward with a
-//! library — in a query string an unencoded `+` decodes to a space, so
-//! `2026-01-01T00:00:00 02:00` is read as the `+02:00` offset it was.
+//! The calendar is `jiff`'s: it validates the date (month, day of that
+//! month, leap years) and counts the days since the epoch. What stays here
+//! is the RFC 3339 grammar itself, because the contract needs two things a
+//! general date parser does not do: in a query string an unencoded `+`
+//! decodes to a space, so `2026-01-01T00:00:00 02:00` is read as the
+//! `+02:00` offset it was; and a leap second (`:60`) is accepted and counts
+//! as the second after `:59` (jiff would clamp it to `:59`). RFC 3339 only:
+//! none of the ISO 8601 or Temporal extensions (basic format, hour-only
+//! offsets, zone annotations) that jiff's own parser accepts.
 //!
 //! Accepted: `YYYY-MM-DD` `T`/`t`/space `HH:MM:SS`, an optional fraction of
 //! any length (nanosecond precision, further digits ignored), and `Z`/`z` or
-//! a `±HH:MM` offset (`+` may arrive as a space). Everything is range-checked
-//! (month, day of that month, hour, minute, second up to a leap second 60).
+//! a `±HH:MM` offset (`+` may arrive as a space). Hour, minute and offset
+//! are range-checked, seconds up to a leap second 60.
+
+use jiff::civil::Date;
 
 /// Parses an RFC 3339 timestamp into nanoseconds since the Unix epoch
 /// (negative before 1970).
@@ -34,12 +41,14 @@ pub fn parse_rfc3339(text: &str) -> Result<i128, &'static str> {
     let minute = digits(bytes, 14, 2)?;
     expect(bytes, 16, b':')?;
     let second = digits(bytes, 17, 2)?;
-    if !(1..=12).contains(&month) {
-        return Err("month out of range");
-    }
-    if day == 0 || day > days_in_month(year, month) {
-        return Err("day out of range");
-    }
+    // Four digits, two digits: each fits its jiff type.
+    let date = Date::new(year as i16, month as i8, day as i8).map_err(|_| {
+        if (1..=12).contains(&month) {
+            "day out of range"
+        } else {
+            "month out of range"
+        }
+    })?;
     if hour > 23 || minute > 59 || second > 60 {
         return Err("time out of range");
     }
@@ -84,7 +93,10 @@ pub fn parse_rfc3339(text: &str) -> Result<i128, &'static str> {
         _ => return Err("malformed time zone offset"),
     };
 
-    let days = days_from_civil(i64::from(year), month, day);
+    let days = date
+        .since(Date::constant(1970, 1, 1))
+        .map_err(|_| "date out of range")?
+        .get_days();
     let seconds =
         i128::from(days) * 86_400 + i128::from(hour * 3600 + minute * 60 + second) - offset_seconds;
     Ok(seconds * 1_000_000_000 + nanos)
@@ -112,32 +124,6 @@ fn expect(bytes: &[u8], at: usize, want: u8) -> Result<(), &'static str> {
         Some(&b) if b == want => Ok(()),
         _ => Err("malformed timestamp"),
     }
-}
-
-fn is_leap(year: u32) -> bool {
-    year.is_multiple_of(4) && (!year.is_multiple_of(100) || year.is_multiple_of(400))
-}
-
-fn days_in_month(year: u32, month: u32) -> u32 {
-    match month {
-        2 if is_leap(year) => 29,
-        2 => 28,
-        4 | 6 | 9 | 11 => 30,
-        _ => 31,
-    }
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's
-/// `days_from_civil`).
-fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
-    let year = if month <= 2 { year - 1 } else { year };
-    let era = year.div_euclid(400);
-    let year_of_era = year - era * 400;
-    let month = i64::from(month);
-    let day_of_year =
-        (153 * (if month > 2 { month - 3 } else { month + 9 }) + 2) / 5 + i64::from(day) - 1;
-    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
-    era * 146_097 + day_of_era - 719_468
 }
 
 #[cfg(test)]
@@ -193,6 +179,48 @@ mod tests {
             "2026-01-01X00:00:00Z",
             "2026-01-01T00:00:00ZZ",
             "२०२६-01-01T00:00:00Z",
+        ] {
+            assert!(parse_rfc3339(bad).is_err(), "{bad:?} was accepted");
+        }
+    }
+
+    #[test]
+    fn leap_seconds_count_as_the_next_second() {
+        assert_eq!(
+            parse_rfc3339("2016-12-31T23:59:60Z"),
+            parse_rfc3339("2017-01-01T00:00:00Z")
+        );
+        assert_eq!(
+            parse_rfc3339("2016-12-31T23:59:60.5Z"),
+            Ok(parse_rfc3339("2017-01-01T00:00:00Z").unwrap() + SECOND / 2)
+        );
+        assert!(parse_rfc3339("2016-12-31T23:59:61Z").is_err());
+    }
+
+    #[test]
+    fn years_at_both_ends_of_the_grammar() {
+        assert_eq!(
+            parse_rfc3339("0000-01-01T00:00:00Z"),
+            Ok(-62_167_219_200 * SECOND)
+        );
+        assert_eq!(
+            parse_rfc3339("9999-12-31T23:59:59Z"),
+            Ok(253_402_300_799 * SECOND)
+        );
+        assert!(
+            parse_rfc3339("0000-02-29T00:00:00Z").is_ok(),
+            "year 0 is a leap year"
+        );
+    }
+
+    #[test]
+    fn only_rfc_3339_not_temporal_extensions() {
+        for bad in [
+            "20260101T000000Z",
+            "2026-01-01T00:00:00+02",
+            "2026-01-01T00:00:00Z[UTC]",
+            "2026-01-01T00:00:00,5Z",
+            "+002026-01-01T00:00:00Z",
         ] {
             assert!(parse_rfc3339(bad).is_err(), "{bad:?} was accepted");
         }
