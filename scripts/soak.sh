@@ -123,6 +123,9 @@ else
     record no_panic_in_log 0 "$panics panic lines, first: $(grep -i -m1 'panicked' "$workdir/server.log")"
 fi
 
+# How the server ended its streams (its `stream closed` log lines).
+echo "soak: server stream ends: $(grep -o 'reason="*[a-z_]*' "$workdir/server.log" | sed 's/reason="*//' | sort | uniq -c | awk '{printf "%s %s, ", $2, $1}' | sed 's/, $//')"
+
 [ "$failed" -eq 0 ] || keep_log=1
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

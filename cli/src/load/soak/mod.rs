@@ -41,8 +41,10 @@
 //!    in between).
 //! 8. `stalled_readers_closed` — the server closes every connection that
 //!    stopped reading within twice `--write-timeout` (one blocked write,
-//!    then the final comment's write) plus 5 s. Each stall is judged at
-//!    that bound, so the run lasts up to that much past `--duration`.
+//!    then the final comment's write) plus 5 s, whichever way it ends it
+//!    (lapped, reset, or the write timeout; the server log names the
+//!    reason, and `scripts/soak.sh` prints the counts). Each stall is judged
+//!    at that bound, so the run lasts up to that much past `--duration`.
 //! 9. `burst_refused_cleanly` — connects beyond the limit get 503
 //!    `too_many_subscribers` with `Retry-After: 1`; none fails otherwise.
 //! 10. `subscriber_limit_holds` — `active_subscribers` never exceeds
