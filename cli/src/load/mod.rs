@@ -59,6 +59,7 @@
 mod http1;
 mod publisher;
 mod report;
+pub mod soak;
 mod subscriber;
 mod target;
 
