@@ -30,6 +30,8 @@
 #[cfg(not(loom))]
 mod batch_cache;
 pub mod clock;
+#[cfg(all(feature = "cluster", not(loom)))]
+pub mod cluster;
 pub mod error;
 pub mod frame;
 #[cfg_attr(loom, allow(dead_code))]
@@ -57,7 +59,9 @@ pub mod wait;
 pub use error::{EndReason, EventError, GoneReason, PublishError, SubscribeError};
 pub use frame::{EncodedEvent, Event};
 #[cfg(not(loom))]
-pub use hub::{Hub, HubConfig, Published, Publisher, RingStats, Stats, SubscribeOptions};
+pub use hub::{
+    FollowError, Hub, HubConfig, Published, Publisher, RingStats, Stats, SubscribeOptions,
+};
 #[cfg(not(loom))]
 pub use resume::Resume;
 #[cfg(not(loom))]

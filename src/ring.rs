@@ -130,6 +130,9 @@ pub struct Ring {
     writer_claimed: AtomicBool,
     /// Caller id fingerprint → sequence hints (see `id_index`).
     ids: IdIndex,
+    /// The sequence the ring started at (0, or a follower's first sequence;
+    /// see [`Ring::starting_at`]).
+    first_seq: u64,
 }
 
 impl std::fmt::Debug for Ring {
@@ -174,6 +177,18 @@ impl Ring {
     ///
     /// If `max_bytes` is 0 or larger than the address space allows.
     pub fn new(capacity: usize, max_bytes: usize) -> Ring {
+        Ring::starting_at(capacity, max_bytes, 0)
+    }
+
+    /// Like [`Ring::new`], but the first frame written gets sequence
+    /// `first_seq` instead of 0: a cluster node that joins a generation
+    /// midway numbers its frames as the cluster does. Nothing before
+    /// `first_seq` counts as evicted.
+    ///
+    /// # Panics
+    ///
+    /// As [`Ring::new`].
+    pub fn starting_at(capacity: usize, max_bytes: usize, first_seq: u64) -> Ring {
         assert!(max_bytes > 0, "ring byte budget must be positive");
         let capacity = capacity.max(2).next_power_of_two();
         let budget = max_bytes.div_ceil(WORD) * WORD;
@@ -184,12 +199,13 @@ impl Ring {
             arena: zeroed_words(arena_words),
             arena_word_mask: arena_words as u64 - 1,
             max_bytes: budget as u64,
-            head: CachePadded::new(AtomicU64::new(0)),
-            tail: CachePadded::new(AtomicU64::new(0)),
+            head: CachePadded::new(AtomicU64::new(first_seq)),
+            tail: CachePadded::new(AtomicU64::new(first_seq)),
             evicted_timestamp: AtomicU64::new(0),
             held_bytes: CachePadded::new(AtomicU64::new(0)),
             writer_claimed: AtomicBool::new(false),
             ids: IdIndex::new(capacity),
+            first_seq,
         }
     }
 
@@ -240,7 +256,7 @@ impl Ring {
 
     /// Timestamp of the newest evicted frame, or `None` if nothing was evicted.
     pub fn evicted_timestamp(&self) -> Option<u64> {
-        if self.tail() == 0 {
+        if self.tail() == self.first_seq {
             None
         } else {
             Some(self.evicted_timestamp.load(Ordering::Acquire))

@@ -190,3 +190,19 @@ mod tests {
         );
     }
 }
+
+#[cfg(feature = "cluster")]
+impl From<crate::cluster::ClusterError> for ApiError {
+    fn from(error: crate::cluster::ClusterError) -> Self {
+        use crate::cluster::ClusterError;
+        match error {
+            ClusterError::Publish(error) => error.into(),
+            ClusterError::Subscribe(error) => error.into(),
+            ClusterError::Unavailable(message) => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "backend_unavailable",
+                format!("the cluster backend cannot be reached: {message}"),
+            ),
+        }
+    }
+}

@@ -42,6 +42,21 @@ pub(crate) fn next_connection_number() -> u64 {
 
 /// `GET /events`.
 pub(crate) async fn subscribe(State(state): State<AppState>, request: Request) -> Response {
+    #[cfg(feature = "cluster")]
+    if let Some(cluster) = &state.cluster {
+        let (parts, _body) = request.into_parts();
+        return match open_cluster(&state, cluster, &parts).await {
+            Ok(response) => response,
+            Err(error) => {
+                tracing::debug!(
+                    status = error.status.as_u16(),
+                    code = error.code,
+                    "subscribe refused"
+                );
+                error.into_response()
+            }
+        };
+    }
     match open(&state, &request) {
         Ok(response) => response,
         Err(error) => {
@@ -89,6 +104,73 @@ fn open(state: &AppState, request: &Request) -> Result<Response, ApiError> {
     let mut response = (StatusCode::OK, body).into_response();
     set_stream_headers(response.headers_mut());
     Ok(response)
+}
+
+/// `GET /events` in cluster mode: the resume point is decided against the
+/// cluster's source (see [`crate::cluster::stream`]).
+#[cfg(feature = "cluster")]
+async fn open_cluster(
+    state: &AppState,
+    cluster: &crate::cluster::Cluster,
+    request: &axum::http::request::Parts,
+) -> Result<Response, ApiError> {
+    let headers = &request.headers;
+    if let Some(token) = &state.subscriber_token {
+        let from_query = query_token(request.uri.query());
+        auth::check_subscriber(token, headers, from_query.as_deref())?;
+    }
+    let query = parse_events_query(request.uri.query(), headers, state.hub.config().max_types)?;
+    let resume = describe(&query.options.resume);
+    let types = query.options.types.join(",");
+    let stream = cluster.subscribe(query.options).await?;
+    let connection = next_connection_number();
+    tracing::info!(connection, types = %types, resume = %resume, "cluster stream opened");
+    let body = Body::from_stream(ClusterBody {
+        opening: Some(Bytes::from_static(OPENING)),
+        stream,
+        connection,
+        opened: Instant::now(),
+    });
+    let mut response = (StatusCode::OK, body).into_response();
+    set_stream_headers(response.headers_mut());
+    Ok(response)
+}
+
+/// The cluster-mode response body: the opening comment, then the stream.
+#[cfg(feature = "cluster")]
+struct ClusterBody {
+    opening: Option<Bytes>,
+    stream: crate::cluster::ClusterStream,
+    connection: u64,
+    opened: Instant,
+}
+
+#[cfg(feature = "cluster")]
+impl futures_core::Stream for ClusterBody {
+    type Item = Result<Bytes, std::convert::Infallible>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        if let Some(opening) = self.opening.take() {
+            return Poll::Ready(Some(Ok(opening)));
+        }
+        Pin::new(&mut self.stream).poll_next(cx)
+    }
+}
+
+#[cfg(feature = "cluster")]
+impl Drop for ClusterBody {
+    fn drop(&mut self) {
+        let reason = self
+            .stream
+            .end_reason()
+            .map_or("client_closed", |reason| reason.as_str());
+        tracing::info!(
+            connection = self.connection,
+            reason,
+            duration_ms = self.opened.elapsed().as_millis() as u64,
+            "stream closed"
+        );
+    }
 }
 
 /// The headers of every `text/event-stream` response: the type, no caching,

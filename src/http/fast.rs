@@ -71,6 +71,9 @@ pub(crate) struct FastEvents {
     /// With CORS configured, requests carrying `Origin` go to the router,
     /// whose CORS layer adds the headers.
     pub(crate) cors: bool,
+    /// Cluster mode: only live streams take the fast path; a resume point
+    /// is decided against the cluster's source by the router.
+    pub(crate) cluster: bool,
 }
 
 /// Serves one accepted connection (see the module docs).
@@ -164,6 +167,9 @@ fn try_subscribe(fast: &FastEvents, head: &[u8]) -> Option<(Subscription, Opened
         auth::check_subscriber(token, &map, query_token(query).as_deref()).ok()?;
     }
     let parsed = parse_events_query(query, &map, fast.hub.config().max_types).ok()?;
+    if fast.cluster && !matches!(&parsed.options.resume, crate::Resume::Live) {
+        return None;
+    }
     let opened = Opened {
         types: parsed.options.types.join(","),
         resume: super::events::describe(&parsed.options.resume),

@@ -100,6 +100,10 @@ pub(crate) struct AppState {
     pub(crate) admin_token: Arc<Token>,
     pub(crate) subscriber_token: Option<Arc<Token>>,
     pub(crate) limits: Limits,
+    /// Cluster mode: publish, reset, resume and stats go through the
+    /// cluster's source (see [`crate::cluster`]).
+    #[cfg(feature = "cluster")]
+    pub(crate) cluster: Option<crate::cluster::Cluster>,
 }
 
 /// Builds the ssehub router for a hub.
@@ -124,6 +128,8 @@ pub struct HubRouter {
     limits: Limits,
     cors: Option<CorsLayer>,
     live_page: bool,
+    #[cfg(feature = "cluster")]
+    cluster: Option<crate::cluster::Cluster>,
 }
 
 impl HubRouter {
@@ -140,7 +146,17 @@ impl HubRouter {
             },
             cors: None,
             live_page: true,
+            #[cfg(feature = "cluster")]
+            cluster: None,
         }
+    }
+
+    /// Cluster mode: publishes, resets, resume points and stats go through
+    /// `cluster` (whose hub should be this router's hub).
+    #[cfg(feature = "cluster")]
+    pub fn cluster(mut self, cluster: crate::cluster::Cluster) -> HubRouter {
+        self.cluster = Some(cluster);
+        self
     }
 
     /// The admin bearer token. Without one, [`HubRouter::build`] generates a
@@ -209,6 +225,8 @@ impl HubRouter {
             admin_token: Arc::new(admin_token),
             subscriber_token: self.subscriber_token.map(Arc::new),
             limits: self.limits,
+            #[cfg(feature = "cluster")]
+            cluster: self.cluster,
         };
         let mut router = Router::new()
             .route("/events", get(events::subscribe))

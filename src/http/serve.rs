@@ -71,6 +71,15 @@ pub async fn run(args: ServeArgs) -> Result<(), ServeError> {
     if !args.cors_origin.is_empty() {
         builder = builder.cors(cors_layer(&args.cors_origin).map_err(ServeError::Config)?);
     }
+    #[cfg(feature = "cluster")]
+    let cluster = match &args.redis {
+        Some(url) => {
+            let cluster = start_cluster(&hub, url, &args.redis_prefix)?;
+            builder = builder.cluster(cluster.clone());
+            Some(cluster)
+        }
+        None => None,
+    };
     let app = builder.build::<()>();
 
     let listener = TcpListener::bind(args.listen).await?;
@@ -85,6 +94,10 @@ pub async fn run(args: ServeArgs) -> Result<(), ServeError> {
         hub: hub.clone(),
         subscriber_token: args.subscriber_token.as_ref().map(Token::new),
         cors: !args.cors_origin.is_empty(),
+        #[cfg(feature = "cluster")]
+        cluster: cluster.is_some(),
+        #[cfg(not(feature = "cluster"))]
+        cluster: false,
     });
     let open_connections = Arc::new(AtomicUsize::new(0));
     let all_closed = Arc::new(Notify::new());
@@ -120,6 +133,10 @@ pub async fn run(args: ServeArgs) -> Result<(), ServeError> {
         });
     }
     drop(listener);
+    #[cfg(feature = "cluster")]
+    if let Some(cluster) = &cluster {
+        cluster.stop();
+    }
     hub.shutdown();
     let drained = async {
         while open_connections.load(Ordering::Acquire) > 0 {
@@ -137,6 +154,23 @@ pub async fn run(args: ServeArgs) -> Result<(), ServeError> {
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Makes `hub` a node of the cluster on the Redis at `url`.
+#[cfg(feature = "cluster")]
+fn start_cluster(
+    hub: &Hub,
+    url: &str,
+    prefix: &str,
+) -> Result<crate::cluster::Cluster, ServeError> {
+    use crate::cluster::{Cluster, RedisSource, Retention};
+    let retention = Retention {
+        events: hub.config().capacity as u64,
+        bytes: hub.config().max_bytes as u64,
+    };
+    let source = RedisSource::new(url, prefix, retention).map_err(ServeError::Config)?;
+    tracing::info!(prefix, "cluster mode: following Redis");
+    Cluster::start(hub.clone(), std::sync::Arc::new(source)).map_err(ServeError::Config)
 }
 
 /// Waits for SIGINT or SIGTERM (Ctrl-C elsewhere); returns its name.
