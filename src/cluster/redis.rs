@@ -144,18 +144,33 @@ impl RedisSource {
 
     /// Runs a request; drops the connection on failure so the next one
     /// reconnects.
+    ///
+    /// A connection that was cached and turns out dropped (Redis restarted,
+    /// a proxy cut it) is replaced and the request sent once more: `publish`
+    /// carries a request key, so a resent batch is applied once; `head`
+    /// only reads (or starts the generation a first call would have); a
+    /// resent `reset` may start one more generation, which only ends the
+    /// streams again.
     async fn request(
         &self,
         invocation: &redis::ScriptInvocation<'_>,
     ) -> Result<Value, SourceError> {
-        let mut connection = self.connection().await?;
-        match invocation.invoke_async::<Value>(&mut connection).await {
-            Ok(value) => Ok(value),
-            Err(error) if is_transport(&error) => {
-                *lock(&self.requests) = None;
-                Err(unavailable(error))
+        let mut retried = false;
+        loop {
+            let cached = lock(&self.requests).is_some();
+            let mut connection = self.connection().await?;
+            match invocation.invoke_async::<Value>(&mut connection).await {
+                Ok(value) => return Ok(value),
+                Err(error) if is_transport(&error) => {
+                    *lock(&self.requests) = None;
+                    if cached && !retried {
+                        retried = true;
+                        continue;
+                    }
+                    return Err(unavailable(error));
+                }
+                Err(error) => return Err(SourceError::Protocol(error.to_string())),
             }
-            Err(error) => Err(SourceError::Protocol(error.to_string())),
         }
     }
 
@@ -222,7 +237,8 @@ impl EventSource for RedisSource {
                 .arg(seen.number)
                 .arg(self.retention.events)
                 .arg(self.retention.bytes)
-                .arg(events.len());
+                .arg(events.len())
+                .arg(new_token());
             for event in events {
                 let tag_type = event_type_of(event);
                 invocation
@@ -270,20 +286,28 @@ impl EventSource for RedisSource {
         max: usize,
     ) -> BoxFuture<'_, Result<Vec<SourceEvent>, SourceError>> {
         Box::pin(async move {
-            let mut connection = self.connection().await?;
-            let reply = redis::cmd("XRANGE")
+            let mut command = redis::cmd("XRANGE");
+            command
                 .arg(self.stream_key(token))
                 .arg(format!("({after}-0"))
                 .arg("+")
                 .arg("COUNT")
-                .arg(max)
-                .query_async::<Value>(&mut connection)
-                .await;
-            match reply {
-                Ok(value) => entries(value),
-                Err(error) => {
-                    *lock(&self.requests) = None;
-                    Err(unavailable(error))
+                .arg(max);
+            let mut retried = false;
+            loop {
+                let cached = lock(&self.requests).is_some();
+                let mut connection = self.connection().await?;
+                match command.query_async::<Value>(&mut connection).await {
+                    Ok(value) => return entries(value),
+                    Err(error) if is_transport(&error) => {
+                        *lock(&self.requests) = None;
+                        if cached && !retried {
+                            retried = true;
+                            continue;
+                        }
+                        return Err(unavailable(error));
+                    }
+                    Err(error) => return Err(SourceError::Protocol(error.to_string())),
                 }
             }
         })

@@ -1,7 +1,16 @@
 -- Publish one batch: ARGV[3] seen token, ARGV[4] seen number, ARGV[5] most
--- events retained, ARGV[6] most bytes retained, ARGV[7] batch size, then
--- per event: type, caller id ('' for auto), encoded body.
--- Returns {token, first number, time in microseconds}.
+-- events retained, ARGV[6] most bytes retained, ARGV[7] batch size, ARGV[8]
+-- a random request key, then per event: type, caller id ('' for auto),
+-- encoded body.
+-- Returns {token, first number, time in microseconds}. A request key seen in
+-- the last minute returns that request's result again, publishing nothing:
+-- a node may resend a batch whose reply a dropped connection lost.
+local request_key = prefix .. ':r:' .. ARGV[8]
+local done = redis.call('GET', request_key)
+if done then
+  local token_done, first_done, now_done = string.match(done, '^(%x+):(%d+):(%d+)$')
+  return {token_done, tonumber(first_done), tonumber(now_done)}
+end
 local token = current(ARGV[3], tonumber(ARGV[4]))
 local stream, ids = stream_key(token), ids_key(token)
 local max_events, max_bytes, count = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
@@ -16,7 +25,7 @@ local last = redis.call('HINCRBY', meta, 'n', count)
 local first = last - count + 1
 local added = 0
 for i = 0, count - 1 do
-  local event_type, id, body = ARGV[8 + 3 * i], ARGV[9 + 3 * i], ARGV[10 + 3 * i]
+  local event_type, id, body = ARGV[9 + 3 * i], ARGV[10 + 3 * i], ARGV[11 + 3 * i]
   local n = first + i
   redis.call('XADD', stream, n .. '-0', 'f', body, 't', event_type, 'i', id, 'ts', now)
   if id ~= '' then redis.call('HSET', ids, id, n) end
@@ -48,4 +57,5 @@ if cut then
   redis.call('XTRIM', stream, 'MINID', (cut + 1) .. '-0')
   redis.call('HSET', meta, 'bytes', bytes, 'evicted', evicted)
 end
+redis.call('SET', request_key, token .. ':' .. first .. ':' .. now, 'EX', 60)
 return {token, first, now}
