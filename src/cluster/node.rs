@@ -109,6 +109,8 @@ pub(crate) struct Inner {
     seen: Mutex<Seen>,
     figures: Mutex<Figures>,
     connected: AtomicBool,
+    /// True once the tail has synced with the source at least once.
+    synced_once: AtomicBool,
     stopped: AtomicBool,
     stop: Notify,
     /// Last number the source handed out that this node knows of.
@@ -141,12 +143,28 @@ impl Cluster {
             seen: Mutex::new(Seen::default()),
             figures: Mutex::new(Figures::default()),
             connected: AtomicBool::new(false),
+            synced_once: AtomicBool::new(false),
             stopped: AtomicBool::new(false),
             stop: Notify::new(),
             source_last: AtomicU64::new(0),
         });
         tokio::spawn(tail(inner.clone(), publisher));
         Ok(Cluster { inner })
+    }
+
+    /// Waits until the tail has joined the source's generation once (at
+    /// most `timeout`); false if it has not. A node serves its first live
+    /// streams after this, so they do not end at once when the tail moves
+    /// the hub to the cluster's generation.
+    pub async fn wait_synced(&self, timeout: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        while !self.inner.synced_once.load(Ordering::Acquire) {
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        true
     }
 
     /// The node's hub.
@@ -326,6 +344,7 @@ async fn tail(inner: Arc<Inner>, mut publisher: Publisher) {
                     inner.connected.store(true, Ordering::Relaxed);
                     join_generation(&hub, &head);
                     inner.record(&head);
+                    inner.synced_once.store(true, Ordering::Release);
                     synced = true;
                 }
                 Err(error) => {

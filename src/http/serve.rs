@@ -82,6 +82,8 @@ pub async fn run(args: ServeArgs) -> Result<(), ServeError> {
     };
     let app = builder.build::<()>();
 
+    #[cfg(feature = "cluster")]
+    wait_for_cluster(cluster.as_ref()).await;
     let listener = TcpListener::bind(args.listen).await?;
     let local = listener.local_addr()?;
     tracing::info!(
@@ -171,6 +173,17 @@ fn start_cluster(
     let source = RedisSource::new(url, prefix, retention).map_err(ServeError::Config)?;
     tracing::info!(prefix, "cluster mode: following Redis");
     Cluster::start(hub.clone(), std::sync::Arc::new(source)).map_err(ServeError::Config)
+}
+
+/// Gives the tail up to two seconds to join the cluster's generation
+/// before streams are served; starts anyway (publishes get 503 meanwhile).
+#[cfg(feature = "cluster")]
+async fn wait_for_cluster(cluster: Option<&crate::cluster::Cluster>) {
+    if let Some(cluster) = cluster {
+        if !cluster.wait_synced(Duration::from_secs(2)).await {
+            tracing::warn!("Redis not reachable yet; serving, publishes get 503 until it is");
+        }
+    }
 }
 
 /// Waits for SIGINT or SIGTERM (Ctrl-C elsewhere); returns its name.
