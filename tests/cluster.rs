@@ -650,3 +650,46 @@ fn rfc3339_micros(micros: u64) -> String {
         micros % 1_000_000
     )
 }
+
+/// The load generator against three nodes (subscribers spread over them,
+/// publishing through all): every event reaches every subscriber once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn load_generator_spreads_over_nodes_and_sees_no_loss() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let nodes = three_nodes(&redis.url(), "load").await;
+    let urls: Vec<String> = nodes
+        .iter()
+        .map(|node| format!("http://{}", node.addr))
+        .collect();
+    let args = ssehub::load::LoadArgs {
+        url: urls.join(","),
+        publish_all: true,
+        token: Some(http_support::ADMIN.into()),
+        connections: 30,
+        rate: 3000.0,
+        batch: 10,
+        duration: Duration::from_millis(500),
+        drain: Duration::from_secs(3),
+        publishers: 3,
+        payload: 16,
+        event_type: None,
+        connect_concurrency: 8,
+        connect_timeout: Duration::from_secs(5),
+        server_pid: None,
+        json: true,
+        per_connection: false,
+    };
+    let report = ssehub::load::run(args).await.expect("load run");
+    assert_eq!(report.established, 30);
+    assert!(report.published >= 500, "{report:?}");
+    assert_eq!(report.publish_errors, 0, "{report:?}");
+    assert_eq!(report.delivered, report.published * 30, "{report:?}");
+    assert_eq!(report.lost, 0);
+    assert_eq!(report.duplicates, 0);
+    // Every node had a third of the subscribers.
+    for node in &nodes {
+        assert_eq!(node.cluster.hub().stats().total_subscribers, 10);
+    }
+}
