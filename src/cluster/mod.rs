@@ -47,7 +47,8 @@
 //! in a crate of its own because `ssehub serve` (in this crate) must build a
 //! [`RedisSource`] from `--redis`, and a separate crate depending on `ssehub`
 //! cannot be a dependency of `ssehub` (cargo forbids the cycle). Apart from
-//! two id helpers it uses only the public engine API, so it can move to its
+//! the crate's id helpers (parse, format, fresh token) it uses only the
+//! public engine API, so it can move to its
 //! own crate once the binary lives in one.
 
 pub mod node;
