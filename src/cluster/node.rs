@@ -16,8 +16,9 @@
 //! 2. **tail**: blocks (at most [`TAIL_WAIT`]) for events after the ring's
 //!    newest, appending each in order with
 //!    [`Publisher::append_at`](crate::Publisher::append_at). A generation
-//!    change, an idle wait or an error goes back to 1; errors first wait
-//!    [`RETRY`], and mark the source unreachable meanwhile.
+//!    change, an idle wait, an error, or [`SYNC_EVERY`] since the last sync
+//!    goes back to 1; errors first wait [`RETRY`], and mark the source
+//!    unreachable meanwhile.
 //!
 //! Each sync reports the node's [`Seen`] high-water mark, so a source that
 //! lost entries this node saw starts a new generation (see `redis`). The idle
@@ -40,6 +41,9 @@ use crate::{
 pub const TAIL_WAIT: Duration = Duration::from_millis(500);
 /// Pause after a source error before the tail tries again.
 pub const RETRY: Duration = Duration::from_millis(100);
+/// Longest time between two syncs while events keep arriving (keeps the
+/// cluster figures fresh and notices lost state under steady load).
+pub const SYNC_EVERY: Duration = Duration::from_secs(1);
 
 /// Why a cluster operation failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -330,7 +334,11 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 async fn tail(inner: Arc<Inner>, mut publisher: Publisher) {
     let hub = inner.hub.clone();
     let mut synced = false;
+    let mut last_sync = tokio::time::Instant::now();
     loop {
+        if last_sync.elapsed() >= SYNC_EVERY {
+            synced = false;
+        }
         if inner.stopped.load(Ordering::Acquire) || hub.is_shut_down() {
             return;
         }
@@ -346,6 +354,7 @@ async fn tail(inner: Arc<Inner>, mut publisher: Publisher) {
                     inner.record(&head);
                     inner.synced_once.store(true, Ordering::Release);
                     synced = true;
+                    last_sync = tokio::time::Instant::now();
                 }
                 Err(error) => {
                     if inner.connected.swap(false, Ordering::Relaxed) {

@@ -513,13 +513,20 @@ fn entries(value: Value) -> Result<Vec<SourceEvent>, SourceError> {
                 body: Bytes::new(),
                 timestamp: 0,
             };
-            for pair in fields.chunks(2) {
-                let [name, value] = pair else {
-                    return Err(protocol("odd field list"));
-                };
-                let value = bytes_of(value).ok_or_else(|| protocol("field value"))?;
-                match bytes_of(name) {
-                    Some(b"f") => event.body = Bytes::copy_from_slice(value),
+            let mut fields = fields.into_iter();
+            while let (Some(name), Some(value)) = (fields.next(), fields.next()) {
+                if bytes_of(&name) == Some(b"f") {
+                    // The frame body: moved, not copied.
+                    event.body = match value {
+                        Value::BulkString(body) => Bytes::from(body),
+                        other => Bytes::copy_from_slice(
+                            bytes_of(&other).ok_or_else(|| protocol("frame body"))?,
+                        ),
+                    };
+                    continue;
+                }
+                let value = bytes_of(&value).ok_or_else(|| protocol("field value"))?;
+                match bytes_of(&name) {
                     Some(b"t") => event.event_type = String::from_utf8_lossy(value).into_owned(),
                     Some(b"i") if !value.is_empty() => {
                         event.id = Some(String::from_utf8_lossy(value).into_owned());

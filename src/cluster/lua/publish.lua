@@ -37,8 +37,11 @@ local bytes = redis.call('HINCRBY', meta, 'bytes', added)
 local len = redis.call('XLEN', stream)
 local cut, evicted = nil, nil
 local start = '-'
+-- Read just past what the count bound needs (the byte bound may need more
+-- pages).
+local page = math.min(256, math.max(16, len - max_events))
 while (len > max_events or bytes > max_bytes) and len > 1 do
-  local entries = redis.call('XRANGE', stream, start, '+', 'COUNT', 256)
+  local entries = redis.call('XRANGE', stream, start, '+', 'COUNT', page)
   if #entries == 0 then break end
   for _, entry in ipairs(entries) do
     if not ((len > max_events or bytes > max_bytes) and len > 1) then break end
