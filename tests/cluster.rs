@@ -315,6 +315,87 @@ async fn resume_point_trimmed_from_redis_is_410_on_every_node() {
         stream.read_until(&event("t", 39)).await;
         assert_eq!(stream.data().len(), 16);
     }
+    // A caller id resumes while retained, is 410 once trimmed, and Redis
+    // forgets it then.
+    nodes[0].publish_ok(r#"{"type":"t","id":"late"}"#).await;
+    let token = parse_id(&ids[0]).0;
+    let mut stream = nodes[1].subscribe("?from=late", &[]).await;
+    nodes[1].publish_ok(&event("t", 40)).await;
+    stream.read_until(&event("t", 40)).await;
+    assert_eq!(stream.data(), vec![event("t", 40)]);
+    for i in 41..60 {
+        nodes[0].publish_ok(&event("t", i)).await;
+    }
+    for node in &nodes {
+        let reply = node
+            .send(
+                hyper::Method::GET,
+                "/events?from=late",
+                &[],
+                bytes::Bytes::new(),
+            )
+            .await;
+        reply.assert_error(410, "resume_point_expired");
+    }
+    assert_eq!(
+        redis.cli(&["HEXISTS", &format!("b3g:i:{token:016x}"), "late"]),
+        "0"
+    );
+    assert_eq!(redis.cli(&["LLEN", &format!("b3g:l:{token:016x}")]), "0");
+}
+
+/// Behaviour 3, the byte bound: `--max-bytes` bounds the history in Redis
+/// too; what it trimmed is 410, what it kept resumes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn history_trimmed_by_bytes_is_410_and_the_rest_resumes() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let url = redis.url();
+    // Each event counts about 100 bytes in Redis: 1,000 bytes keep ~10.
+    let nodes = [
+        Node::start_bounded(&url, "b3b", 64, 1000, 1000).await,
+        Node::start_bounded(&url, "b3b", 64, 1000, 1000).await,
+    ];
+    for node in &nodes {
+        node.wait_ready().await;
+    }
+    let mut ids = Vec::new();
+    for i in 0..40 {
+        ids.extend(nodes[i % 2].publish_ok(&event("t", i)).await);
+    }
+    let token = parse_id(&ids[0]).0;
+    let key = format!("b3b:s:{token:016x}");
+    let retained: usize = redis.cli(&["XLEN", &key]).parse().unwrap();
+    assert!((5..20).contains(&retained), "{retained} retained");
+    let oldest = 40 - retained; // index of the oldest retained event
+    for node in &nodes {
+        let reply = node
+            .send(
+                hyper::Method::GET,
+                "/events",
+                &[("last-event-id", &ids[oldest - 2])],
+                bytes::Bytes::new(),
+            )
+            .await;
+        reply.assert_error(410, "resume_point_expired");
+        let mut stream = node
+            .subscribe("", &[("last-event-id", ids[oldest - 1].as_str())])
+            .await;
+        stream.read_until(&event("t", 39)).await;
+        assert_eq!(
+            stream.data(),
+            (oldest..40).map(|i| event("t", i)).collect::<Vec<_>>()
+        );
+    }
+    let stats = nodes[0].cluster.clone();
+    wait_until("stats see the trim", move || {
+        stats.stats().retained == retained as u64
+    })
+    .await;
+    let json = nodes[0].admin_get("/admin/stats").await.json();
+    let bytes = json["cluster"]["retained_bytes"].as_u64().unwrap();
+    assert!(bytes <= 1000 && bytes > 1000 - 200, "{json}");
 }
 
 /// Behaviour 4: a reset on any node starts a new generation for the whole

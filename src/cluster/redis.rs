@@ -4,16 +4,23 @@
 //!
 //! - `P:meta`, a hash: the current generation's `token` (16 hex digits),
 //!   `gen` (generations started), `n` (the last event number handed out),
-//!   `t` (the last time stamped, µs), `bytes` retained, `evicted` (time of
-//!   the newest trimmed entry, `-1` for none).
+//!   `t` (the last time stamped, µs), `cum` (bytes of every event added in
+//!   the generation), `oldest` (number of the oldest retained event),
+//!   `evicted` (time of the newest trimmed entry, `-1` for none).
 //! - `P:s:<token>`, one stream per generation: entry `<n>-0` with fields
-//!   `f` (the encoded frame without its `id:` line), `t` (type), `i` (caller
-//!   id, empty for an auto id), `ts` (time, µs). Entry ids are the event
-//!   numbers, so "after id N" is `XRANGE (N-0` / `XREAD … N-0`.
-//! - `P:i:<token>`, a hash: caller id → number of its newest retained event.
+//!   `f` (the encoded frame without its `id:` line), `t` (type), `ts`
+//!   (time, µs), `c` (`cum` before this entry) and `i` (caller id, only
+//!   when there is one). Entry ids are the event numbers, so "after id N"
+//!   is `XRANGE (N-0` / `XREAD … N-0`. An event counts its body, its caller
+//!   id and 40 bytes against `--max-bytes`.
+//! - `P:i:<token>`, a hash: caller id → number of its newest retained
+//!   event; `P:l:<token>`, a list of `<n>:<id>` in publish order, so
+//!   trimming forgets the ids it trimmed without reading the stream.
 //! - `P:control`, a short stream: one entry per new generation. Tails block
 //!   on it and on the generation's stream in one `XREAD`, so a reset reaches
 //!   every node at once.
+//! - `P:r:<key>`, for a minute: the result of a publish request (see
+//!   "Scripts").
 //!
 //! # Scripts
 //!
@@ -21,8 +28,9 @@
 //! `lua/prelude.lua`), so numbering, stamping, appending and trimming are
 //! atomic: `publish` (take `count` numbers with `HINCRBY`, stamp the batch
 //! with Redis's `TIME` clamped to never go back, `XADD` each entry, trim to
-//! `--capacity` events and `--max-bytes` bytes, recording what was
-//! trimmed), `reset` (new token, old stream deleted, control entry), and
+//! `--capacity` events and `--max-bytes` bytes — the cut is found from the
+//! entries' `c` by binary search, so trimming reads O(log n) entries, not
+//! the trimmed ones — recording the newest trimmed time), `reset` (new token, old stream deleted, control entry), and
 //! `head` (read the state, optionally find a caller id or binary-search a
 //! time). Each may start a generation: when Redis holds none, or when it
 //! holds fewer events of a token than the calling node has seen (see

@@ -272,6 +272,18 @@ impl Node {
 
     /// A node whose ring holds `ring` events while Redis retains `retained`.
     pub async fn start_with(url: &str, prefix: &str, ring: usize, retained: u64) -> Node {
+        Node::start_bounded(url, prefix, ring, retained, 64 << 20).await
+    }
+
+    /// A node whose ring holds `ring` events while Redis retains
+    /// `retained` events and `bytes` bytes.
+    pub async fn start_bounded(
+        url: &str,
+        prefix: &str,
+        ring: usize,
+        retained: u64,
+        bytes: u64,
+    ) -> Node {
         let hub = Hub::with_config(HubConfig {
             capacity: ring,
             keep_alive: None,
@@ -279,7 +291,7 @@ impl Node {
         });
         let retention = Retention {
             events: retained,
-            bytes: 64 << 20,
+            bytes,
         };
         let source = RedisSource::new(url, prefix, retention).expect("redis source");
         let cluster = Cluster::start(hub.clone(), Arc::new(source)).expect("cluster starts");

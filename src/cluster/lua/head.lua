@@ -8,8 +8,12 @@ local token = current(ARGV[3], tonumber(ARGV[4]))
 local stream = stream_key(token)
 local last = tonumber(redis.call('HGET', meta, 'n'))
 local oldest = last + 1
+local bytes = 0
 local first_entry = redis.call('XRANGE', stream, '-', '+', 'COUNT', 1)
-if #first_entry > 0 then oldest = number_of(first_entry[1][1]) end
+if #first_entry > 0 then
+  oldest = number_of(first_entry[1][1])
+  bytes = tonumber(redis.call('HGET', meta, 'cum')) - tonumber(first_entry[1][2][8])
+end
 local retained = redis.call('XLEN', stream)
 
 local found = -1
@@ -23,7 +27,7 @@ elseif ARGV[5] == 'ts' then
   while low < high do
     local mid = math.floor((low + high) / 2)
     local entry = redis.call('XRANGE', stream, mid .. '-0', mid .. '-0')
-    if #entry == 0 or tonumber(entry[1][2][8]) < at then low = mid + 1 else high = mid end
+    if #entry == 0 or tonumber(entry[1][2][6]) < at then low = mid + 1 else high = mid end
   end
   found = low
 end
@@ -32,5 +36,4 @@ local control_last = redis.call('XREVRANGE', control, '+', '-', 'COUNT', 1)
 local control_id = '0-0'
 if #control_last > 0 then control_id = control_last[1][1] end
 return {token, tonumber(redis.call('HGET', meta, 'gen')), last, oldest,
-  tonumber(redis.call('HGET', meta, 'evicted')), retained,
-  tonumber(redis.call('HGET', meta, 'bytes')), found, control_id}
+  tonumber(redis.call('HGET', meta, 'evicted')), retained, bytes, found, control_id}
