@@ -158,6 +158,32 @@ pub struct EncodedEvent {
 }
 
 impl EncodedEvent {
+    /// Rebuilds an event that another node encoded (a cluster node copying
+    /// the publishing node's bytes from the shared source): `body` is what
+    /// [`EncodedEvent::body`] returned there. The type and id are checked
+    /// as at publish; `body` is trusted to be an encoder's output (the shared
+    /// source is infrastructure the nodes trust, like their own memory).
+    ///
+    /// # Errors
+    ///
+    /// [`EventError::InvalidType`] / [`EventError::InvalidId`] as for
+    /// [`Event::encode`].
+    pub fn from_encoded_parts(
+        body: Bytes,
+        event_type: &str,
+        id: Option<&str>,
+    ) -> Result<EncodedEvent, EventError> {
+        validate_type(event_type)?;
+        if let Some(id) = id {
+            validate_id(id)?;
+        }
+        Ok(EncodedEvent {
+            body,
+            tag: TypeTag::of(event_type),
+            id: id.map(Into::into),
+        })
+    }
+
     /// The encoded fields and terminating blank line, without the `id:` line.
     pub fn body(&self) -> &Bytes {
         &self.body

@@ -582,9 +582,17 @@ impl Hub {
             return;
         }
         let old = shared.current.load_full();
-        let new = Arc::new(new_generation(&shared.config, old.number + 1));
+        let new = new_generation(&shared.config, old.number + 1);
+        self.swap_generation(old, new);
+    }
+
+    /// Swaps `new` in for `old` (under `reset_lock`): ends `old`'s
+    /// subscriptions after the publishes that raced the swap, and moves the
+    /// shared writer on at once.
+    fn swap_generation(&self, old: Arc<Generation>, new: Generation) {
+        let shared = &self.shared;
         let number = new.number;
-        shared.current.store(new);
+        shared.current.store(Arc::new(new));
         // Release: the writer that sees the new epoch sees the new generation.
         shared.epoch.store(number, Ordering::Release);
         close_after_publishes(shared, &old, EndReason::Reset);
@@ -596,6 +604,93 @@ impl Hub {
             }
         }
         old.release_caches();
+    }
+
+    /// Follower API (cluster nodes): starts a new local generation whose auto
+    /// ids carry `token` and whose first frame gets sequence `first_seq`, so
+    /// the node numbers frames as the cluster's source decided. Open
+    /// subscriptions end with [`EndReason::Reset`] as with [`Hub::reset`].
+    /// Used when the cluster moved to another generation, or when this node
+    /// must rejoin the same generation past a gap it cannot fill.
+    pub fn reset_to(&self, token: u64, first_seq: u64) {
+        let shared = &self.shared;
+        let _serialized = shared.reset_lock.lock();
+        if shared.shut_down.load(Ordering::Acquire) {
+            return;
+        }
+        let old = shared.current.load_full();
+        let config = &shared.config;
+        let new = Generation::new(
+            old.number + 1,
+            token,
+            Ring::starting_at(config.capacity, config.max_bytes, first_seq),
+            config.clock.now_unix_nanos(),
+        );
+        self.swap_generation(old, new);
+    }
+
+    /// Follower API: opens a subscription at an exact sequence of the current
+    /// generation, for a caller that resolved the resume point itself (a
+    /// cluster node replaying older events from its source first). `cursor`
+    /// may be ahead of the ring's head: the subscription then waits until the
+    /// node's writer reaches it.
+    ///
+    /// # Errors
+    ///
+    /// [`SubscribeError::Gone`] if the current generation's token is not
+    /// `token` or `cursor` is older than the ring's oldest frame; otherwise
+    /// as [`Hub::subscribe`].
+    pub fn subscribe_at(
+        &self,
+        types: &[String],
+        token: u64,
+        cursor: u64,
+    ) -> Result<Subscription, SubscribeError> {
+        let shared = &self.shared;
+        if shared.shut_down.load(Ordering::Acquire) {
+            return Err(SubscribeError::Shutdown);
+        }
+        let filter = Filter::new(types, shared.config.max_types)?;
+        let generation = shared.current.load_full();
+        if generation.token != token {
+            return Err(SubscribeError::Gone(crate::GoneReason::OtherGeneration));
+        }
+        let tail = generation.ring.tail();
+        if cursor < tail {
+            return Err(SubscribeError::Gone(crate::GoneReason::Overwritten {
+                missed: tail - cursor,
+            }));
+        }
+        let limit = shared.config.max_subscribers;
+        if shared.live_subscribers.fetch_add(1, Ordering::AcqRel) >= limit {
+            shared.live_subscribers.fetch_sub(1, Ordering::AcqRel);
+            return Err(SubscribeError::TooManySubscribers { limit });
+        }
+        Ok(Subscription::new(
+            shared.clone(),
+            generation,
+            cursor,
+            filter,
+        ))
+    }
+
+    /// The current generation (its token, ring and counters).
+    pub(crate) fn generation(&self) -> Arc<Generation> {
+        self.shared.current.load_full()
+    }
+
+    /// Follower API: where the current generation stands — its token and
+    /// the sequences its ring holds.
+    pub fn position(&self) -> Position {
+        let generation = self.shared.current.load_full();
+        // Tail before head: a tail read after the head could pass it.
+        let tail = generation.ring().tail();
+        let head = generation.ring().head();
+        Position {
+            token: generation.token(),
+            tail,
+            head: head.max(tail),
+        }
     }
 
     /// Ends every subscription for good (each delivers what its generation
@@ -734,6 +829,46 @@ impl Publisher {
         }
     }
 
+    /// Follower API (cluster nodes): appends `event` as sequence `seq` of the
+    /// generation with `token`, stamped `timestamp` (Unix nanoseconds), all
+    /// three decided by the cluster's source rather than by this hub. Frames
+    /// must come in order: `seq` is the ring's next sequence.
+    ///
+    /// # Errors
+    ///
+    /// [`FollowError::OtherGeneration`] if the current generation is not
+    /// `token` (call [`Hub::reset_to`] first), [`FollowError::OutOfOrder`] if
+    /// `seq` is not the next sequence, [`FollowError::Publish`] after shutdown
+    /// or for a frame over the ring's budget.
+    pub fn append_at(
+        &mut self,
+        token: u64,
+        seq: u64,
+        event: &EncodedEvent,
+        timestamp: u64,
+    ) -> Result<Published, FollowError> {
+        let shared = &*self.hub.shared;
+        let core = self.core.as_mut().expect("the core is only taken in drop");
+        core.follow(shared).map_err(FollowError::Publish)?;
+        if core.generation.token != token {
+            return Err(FollowError::OtherGeneration);
+        }
+        let expected = core.ring.next_seq();
+        if seq != expected {
+            return Err(FollowError::OutOfOrder { expected, got: seq });
+        }
+        let published = core
+            .append(event, timestamp)
+            .map_err(FollowError::Publish)?;
+        shared.waiters.publish_done();
+        // A `reset_to` that raced this append closed the generation it went
+        // into: the caller must not count the frame as delivered.
+        if !core.landed(shared) {
+            return Err(FollowError::OtherGeneration);
+        }
+        Ok(published)
+    }
+
     /// The hub this publisher writes to.
     pub fn hub(&self) -> &Hub {
         &self.hub
@@ -745,6 +880,49 @@ impl Drop for Publisher {
         *self.hub.shared.writer.lock() = self.core.take();
     }
 }
+
+/// Where a hub's current generation stands ([`Hub::position`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Position {
+    /// The generation token that auto ids carry (`<16 hex>-<n>`).
+    pub token: u64,
+    /// The oldest sequence the ring still holds.
+    pub tail: u64,
+    /// The sequence the next frame gets (`head - tail` frames are held).
+    pub head: u64,
+}
+
+/// Why [`Publisher::append_at`] refused a frame.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FollowError {
+    /// The hub's current generation has another token.
+    OtherGeneration,
+    /// The frame is not the ring's next sequence.
+    OutOfOrder {
+        /// The ring's next sequence.
+        expected: u64,
+        /// The sequence offered.
+        got: u64,
+    },
+    /// The hub is shut down, or the frame does not fit the ring.
+    Publish(PublishError),
+}
+
+impl std::fmt::Display for FollowError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FollowError::OtherGeneration => f.write_str("frame of another generation"),
+            FollowError::OutOfOrder { expected, got } => {
+                write!(f, "frame {got} out of order (next is {expected})")
+            }
+            FollowError::Publish(error) => error.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for FollowError {}
 
 /// What to subscribe to and where to start.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -82,6 +82,9 @@
 //! - `server`: [`http::serve`], the accept loop `ssehub serve` runs, for
 //!   embedders who want the same performance.
 //!
+//! - `cluster`: [`cluster`], nodes that share ids, order and history
+//!   through Redis Streams (`ssehub serve --redis URL`).
+//!
 //! None is on by default: the engine alone depends on no HTTP stack.
 #![warn(
     missing_docs,
@@ -91,6 +94,8 @@
 
 mod batch_cache;
 pub mod clock;
+#[cfg(all(feature = "cluster", not(loom)))]
+pub mod cluster;
 pub mod error;
 pub mod frame;
 // The engine's internals are not API. Only the loom models (`loom-tests/`,
@@ -123,7 +128,9 @@ mod wait;
 
 pub use error::{EndReason, EventError, GoneReason, PublishError, SubscribeError};
 pub use frame::{EncodedEvent, Event};
-pub use hub::{Hub, HubConfig, Published, Publisher, RingStats, Stats, SubscribeOptions};
+pub use hub::{
+    FollowError, Hub, HubConfig, Position, Published, Publisher, RingStats, Stats, SubscribeOptions,
+};
 pub use resume::Resume;
 pub use subscription::{Batch, Delivery, SseStream, Subscription, KEEP_ALIVE};
 pub use tag::TypeTag;

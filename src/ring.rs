@@ -148,6 +148,9 @@ pub struct Ring {
     writer_claimed: AtomicBool,
     /// Caller id fingerprint → sequence hints (see `id_index`).
     ids: IdIndex,
+    /// The sequence the ring started at (0, or a follower's first sequence;
+    /// see [`Ring::starting_at`]).
+    first_seq: u64,
 }
 
 impl std::fmt::Debug for Ring {
@@ -192,6 +195,18 @@ impl Ring {
     ///
     /// If `max_bytes` is 0 or larger than the address space allows.
     pub fn new(capacity: usize, max_bytes: usize) -> Ring {
+        Ring::starting_at(capacity, max_bytes, 0)
+    }
+
+    /// Like [`Ring::new`], but the first frame written gets sequence
+    /// `first_seq` instead of 0: a cluster node that joins a generation
+    /// midway numbers its frames as the cluster does. Nothing before
+    /// `first_seq` counts as evicted.
+    ///
+    /// # Panics
+    ///
+    /// As [`Ring::new`].
+    pub fn starting_at(capacity: usize, max_bytes: usize, first_seq: u64) -> Ring {
         assert!(max_bytes > 0, "ring byte budget must be positive");
         let capacity = capacity.max(2).next_power_of_two();
         let budget = max_bytes.div_ceil(WORD) * WORD;
@@ -202,12 +217,13 @@ impl Ring {
             arena: zeroed_words(arena_words),
             arena_word_mask: arena_words as u64 - 1,
             max_bytes: budget as u64,
-            head: CachePadded::new(AtomicU64::new(0)),
-            tail: CachePadded::new(AtomicU64::new(0)),
+            head: CachePadded::new(AtomicU64::new(first_seq)),
+            tail: CachePadded::new(AtomicU64::new(first_seq)),
             evicted_timestamp: AtomicU64::new(0),
             held_bytes: CachePadded::new(AtomicU64::new(0)),
             writer_claimed: AtomicBool::new(false),
             ids: IdIndex::new(capacity),
+            first_seq,
         }
     }
 
@@ -258,7 +274,7 @@ impl Ring {
 
     /// Timestamp of the newest evicted frame, or `None` if nothing was evicted.
     pub fn evicted_timestamp(&self) -> Option<u64> {
-        if self.tail() == 0 {
+        if self.tail() == self.first_seq {
             None
         } else {
             Some(self.evicted_timestamp.load(Ordering::Acquire))
@@ -1132,5 +1148,39 @@ mod tests {
         for reader in readers {
             reader.join().unwrap();
         }
+    }
+}
+
+/// The follower API's ring (cluster nodes): numbering that starts midway.
+#[cfg(all(test, not(loom)))]
+mod starting_at_tests {
+    use std::sync::Arc;
+
+    use super::Ring;
+
+    #[test]
+    fn a_ring_starting_midway_numbers_from_there_and_has_evicted_nothing() {
+        let ring = Arc::new(Ring::starting_at(4, 1 << 16, 1000));
+        assert_eq!((ring.head(), ring.tail()), (1000, 1000));
+        assert_eq!(ring.evicted_timestamp(), None);
+        let mut writer = Ring::claim_writer(&ring).unwrap();
+        for i in 0..4u64 {
+            let seq = writer
+                .append(
+                    b"id: x\n",
+                    b"data: y\n\n",
+                    crate::TypeTag::of("t"),
+                    10 + i,
+                    0,
+                )
+                .unwrap();
+            assert_eq!(seq, 1000 + i);
+        }
+        assert_eq!(ring.evicted_timestamp(), None, "full, nothing evicted yet");
+        writer
+            .append(b"id: x\n", b"data: y\n\n", crate::TypeTag::of("t"), 20, 0)
+            .unwrap();
+        assert_eq!(ring.tail(), 1001);
+        assert_eq!(ring.evicted_timestamp(), Some(10));
     }
 }

@@ -79,6 +79,18 @@ pub struct ServeArgs {
     /// `*` allows any. No CORS headers when unset.
     #[arg(long, env = "SSEHUB_CORS_ORIGIN", value_delimiter = ',')]
     pub cors_origin: Vec<String>,
+
+    /// Cluster mode: join the nodes sharing this Redis
+    /// (`redis://HOST:PORT/DB`). Ids, order and history live in Redis;
+    /// `--capacity` and `--max-bytes` bound the history there too.
+    #[cfg(feature = "cluster")]
+    #[arg(long, env = "SSEHUB_REDIS", hide_env_values = true)]
+    pub redis: Option<String>,
+
+    /// Key prefix in Redis: independent hubs on one Redis use different ones.
+    #[cfg(feature = "cluster")]
+    #[arg(long, env = "SSEHUB_REDIS_PREFIX", default_value = "ssehub")]
+    pub redis_prefix: String,
 }
 
 impl ServeArgs {
@@ -219,6 +231,11 @@ mod tests {
         assert_eq!(args.head_timeout, Duration::from_secs(10));
         assert_eq!(args.write_timeout, Duration::from_secs(30));
         assert_eq!(args.body_timeout, Duration::from_secs(30));
+        #[cfg(feature = "cluster")]
+        {
+            assert!(args.redis.is_none());
+            assert_eq!(args.redis_prefix, "ssehub");
+        }
         let cli =
             Cli::try_parse_from(["serve", "--keep-alive", "0", "--cors-origin", "*"]).unwrap();
         assert_eq!(cli.serve.hub_config().keep_alive, None);

@@ -3,6 +3,8 @@
 //! SIGINT or SIGTERM; the process exits 0 within a second of the signal.
 
 use std::fmt;
+#[cfg(feature = "cluster")]
+use std::time::Duration;
 
 use ssehub::http::{cors_layer, HubRouter};
 use ssehub::Hub;
@@ -44,7 +46,7 @@ impl From<std::io::Error> for ServeError {
 /// the address cannot be bound.
 pub async fn run(args: ServeArgs) -> Result<(), ServeError> {
     let hub = Hub::with_config(args.hub_config());
-    let mut router = HubRouter::new(hub)
+    let mut router = HubRouter::new(hub.clone())
         .max_batch(args.max_batch)
         .max_event_bytes(args.max_event_bytes)
         .max_connections(args.max_connections())
@@ -60,6 +62,16 @@ pub async fn run(args: ServeArgs) -> Result<(), ServeError> {
     if !args.cors_origin.is_empty() {
         router = router.cors(cors_layer(&args.cors_origin).map_err(ServeError::Config)?);
     }
+    #[cfg(feature = "cluster")]
+    if let Some(url) = &args.redis {
+        let cluster = start_cluster(&hub, url, &args.redis_prefix)?;
+        // Give the tail up to two seconds to join the cluster's generation
+        // before serving; serve anyway (publishes get 503 meanwhile).
+        if !cluster.wait_synced(Duration::from_secs(2)).await {
+            tracing::warn!("Redis not reachable yet; serving, publishes get 503 until it is");
+        }
+        router = router.cluster(cluster);
+    }
     // A backlog for a reconnect storm (TcpListener::bind's is far smaller).
     let listener = ssehub::http::bind(args.listen)?;
     ssehub::http::serve(listener, router, async {
@@ -68,6 +80,23 @@ pub async fn run(args: ServeArgs) -> Result<(), ServeError> {
     })
     .await?;
     Ok(())
+}
+
+/// Makes `hub` a node of the cluster on the Redis at `url`.
+#[cfg(feature = "cluster")]
+fn start_cluster(
+    hub: &Hub,
+    url: &str,
+    prefix: &str,
+) -> Result<ssehub::cluster::Cluster, ServeError> {
+    use ssehub::cluster::{Cluster, RedisSource, Retention};
+    let retention = Retention {
+        events: hub.config().capacity as u64,
+        bytes: hub.config().max_bytes as u64,
+    };
+    let source = RedisSource::new(url, prefix, retention).map_err(ServeError::Config)?;
+    tracing::info!(prefix, "cluster mode: following Redis");
+    Cluster::start(hub.clone(), std::sync::Arc::new(source)).map_err(ServeError::Config)
 }
 
 /// Waits for SIGINT or SIGTERM (Ctrl-C elsewhere); returns its name.

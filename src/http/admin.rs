@@ -51,6 +51,11 @@ pub(crate) async fn publish(
     check_declared_length(request.headers(), limit)?;
     let body = read_body(request.into_body(), limit, state.body_timeout).await?;
     let events = parse_events(&body, state.limits.max_batch, state.limits.max_event_bytes)?;
+    #[cfg(feature = "cluster")]
+    if let Some(cluster) = &state.cluster {
+        let ids = cluster.publish(&events).await?;
+        return Ok(Json(serde_json::json!({ "ids": ids })).into_response());
+    }
     let landed = state.hub.publish_batch(&events)?;
     let ids: Vec<String> = landed
         .iter()
@@ -66,6 +71,12 @@ pub(crate) async fn reset(
     headers: HeaderMap,
 ) -> Result<StatusCode, ApiError> {
     check_admin(&state.admin_token, &headers)?;
+    #[cfg(feature = "cluster")]
+    if let Some(cluster) = &state.cluster {
+        cluster.reset().await?;
+        tracing::info!("cluster reset requested");
+        return Ok(StatusCode::NO_CONTENT);
+    }
     state.hub.reset();
     tracing::info!(generation = state.hub.stats().generation, "hub reset");
     Ok(StatusCode::NO_CONTENT)
@@ -77,7 +88,13 @@ pub(crate) async fn stats(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     check_admin(&state.admin_token, &headers)?;
-    Ok(Json(stats_json(&state.hub.stats())).into_response())
+    #[allow(unused_mut)]
+    let mut json = stats_json(&state.hub.stats());
+    #[cfg(feature = "cluster")]
+    if let Some(cluster) = &state.cluster {
+        json["cluster"] = cluster_json(&cluster.stats());
+    }
+    Ok(Json(json).into_response())
 }
 
 /// The stats object of `GET /admin/stats` (and of the live page's feed).
@@ -96,6 +113,20 @@ pub fn stats_json(stats: &Stats) -> serde_json::Value {
             "oldest_id": stats.ring.oldest_id,
             "newest_id": stats.ring.newest_id,
         },
+    })
+}
+
+/// The `cluster` object of `GET /admin/stats` in cluster mode.
+#[cfg(feature = "cluster")]
+pub fn cluster_json(stats: &crate::cluster::ClusterStats) -> serde_json::Value {
+    serde_json::json!({
+        "connected": stats.connected,
+        "generation": stats.generation,
+        "generation_token": stats.generation_token,
+        "published": stats.published,
+        "retained": stats.retained,
+        "retained_bytes": stats.retained_bytes,
+        "lag": stats.lag,
     })
 }
 

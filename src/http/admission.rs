@@ -82,11 +82,21 @@ impl StreamLog {
         types: &[String],
         resume: &Resume,
     ) -> StreamLog {
+        StreamLog::opened_in(Some(subscription.generation()), peer, types, resume)
+    }
+
+    /// Logs `stream opened` for a stream of `generation` (if known yet).
+    pub(crate) fn opened_in(
+        generation: Option<u64>,
+        peer: Option<SocketAddr>,
+        types: &[String],
+        resume: &Resume,
+    ) -> StreamLog {
         let connection = CONNECTIONS.fetch_add(1, Ordering::Relaxed) + 1;
         tracing::info!(
             connection,
             peer = %peer.map_or_else(|| "-".to_owned(), |p| p.to_string()),
-            generation = subscription.generation(),
+            generation,
             types = %Escaped(&types.join(",")),
             resume = %DescribeResume(resume),
             "stream opened"

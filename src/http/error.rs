@@ -171,6 +171,22 @@ pub(crate) async fn method_not_allowed() -> ApiError {
     )
 }
 
+#[cfg(feature = "cluster")]
+impl From<crate::cluster::ClusterError> for ApiError {
+    fn from(error: crate::cluster::ClusterError) -> Self {
+        use crate::cluster::ClusterError;
+        match error {
+            ClusterError::Publish(error) => error.into(),
+            ClusterError::Subscribe(error) => error.into(),
+            ClusterError::Unavailable(message) => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "backend_unavailable",
+                format!("the cluster backend cannot be reached: {message}"),
+            ),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

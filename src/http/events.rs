@@ -31,6 +31,21 @@ pub(crate) async fn subscribe(State(state): State<AppState>, request: Request) -
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map(|info| info.0);
+    #[cfg(feature = "cluster")]
+    if let Some(cluster) = &state.cluster {
+        let (parts, _body) = request.into_parts();
+        return match super::cluster_events::open(&state, cluster, &parts, peer).await {
+            Ok(response) => response,
+            Err(error) => {
+                tracing::debug!(
+                    status = error.status.as_u16(),
+                    code = error.code,
+                    "subscribe refused"
+                );
+                error.into_response()
+            }
+        };
+    }
     let write_timed_out = request.extensions().get::<WriteTimedOut>().cloned();
     match admission::admit(&state, request.uri().query(), request.headers(), peer) {
         Ok(admitted) => SseResponse::admitted(admitted, write_timed_out).into_response(),

@@ -49,6 +49,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::extract::ConnectInfo;
+use axum::http::HeaderMap;
 use axum::Router;
 use bytes::Bytes;
 use hyper::body::Incoming;
@@ -105,7 +106,9 @@ pub(crate) async fn serve_connection(mut stream: TcpStream, peer: SocketAddr, fr
     };
     let mut refused = None;
     if let Head::Events(events) = verdict {
-        if !(front.cors && events.headers.contains_key("origin")) {
+        if !(front.cors && events.headers.contains_key("origin"))
+            && !needs_cluster_source(front, events.query.as_deref(), &events.headers)
+        {
             match admission::admit(
                 &front.state,
                 events.query.as_deref(),
@@ -122,6 +125,23 @@ pub(crate) async fn serve_connection(mut stream: TcpStream, peer: SocketAddr, fr
         }
     }
     serve_with_hyper(stream, peer, front, head, deadline, refused).await;
+}
+
+/// Cluster mode: a stream with a resume point is decided against the
+/// cluster's source, which the router's handler does; live streams read the
+/// node's ring and stay on this path.
+#[cfg(feature = "cluster")]
+fn needs_cluster_source(front: &Front, query: Option<&str>, headers: &HeaderMap) -> bool {
+    front.state.cluster.is_some()
+        && super::query::parse_events_query(query, headers, front.state.hub.config().max_types)
+            .map_or(true, |parsed| {
+                !matches!(parsed.options.resume, crate::Resume::Live)
+            })
+}
+
+#[cfg(not(feature = "cluster"))]
+fn needs_cluster_source(_: &Front, _: Option<&str>, _: &HeaderMap) -> bool {
+    false
 }
 
 /// Reads until [`head::classify`] decides; `None` if the client closed first.

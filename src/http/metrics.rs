@@ -13,7 +13,12 @@ use crate::Stats;
 
 /// `GET /metrics`.
 pub(crate) async fn metrics(State(state): State<AppState>) -> Response {
-    let text = render(&state.hub.stats(), state.hub.parked_readers());
+    #[allow(unused_mut)]
+    let mut text = render(&state.hub.stats(), state.hub.parked_readers());
+    #[cfg(feature = "cluster")]
+    if let Some(cluster) = &state.cluster {
+        render_cluster(&cluster.stats(), &mut text);
+    }
     (
         [(
             header::CONTENT_TYPE,
@@ -95,8 +100,14 @@ pub fn render(stats: &Stats, parked: usize) -> String {
         ("ssehub_up", "gauge", "1 while the server runs.", 1),
     ];
     let mut out = String::with_capacity(2048);
+    write_figures(&figures, &mut out);
+    out
+}
+
+/// Appends each `(name, kind, help, value)` in the exposition format.
+fn write_figures(figures: &[(&str, &str, &str, u64)], out: &mut String) {
     let mut digits = itoa::Buffer::new();
-    for (name, kind, help, value) in figures {
+    for &(name, kind, help, value) in figures {
         for part in [
             "# HELP ",
             name,
@@ -115,7 +126,50 @@ pub fn render(stats: &Stats, parked: usize) -> String {
             out.push_str(part);
         }
     }
-    out
+}
+
+/// Appends the cluster's figures (cluster mode) to a rendering.
+#[cfg(feature = "cluster")]
+pub fn render_cluster(stats: &crate::cluster::ClusterStats, out: &mut String) {
+    let figures: [(&str, &str, &str, u64); 6] = [
+        (
+            "ssehub_cluster_connected",
+            "gauge",
+            "1 while this node's tail reaches the cluster backend.",
+            u64::from(stats.connected),
+        ),
+        (
+            "ssehub_cluster_generation",
+            "gauge",
+            "Generations the cluster backend has started.",
+            stats.generation,
+        ),
+        (
+            "ssehub_cluster_published_events_total",
+            "counter",
+            "Events published in the cluster's current generation.",
+            stats.published,
+        ),
+        (
+            "ssehub_cluster_retained_events",
+            "gauge",
+            "Events the cluster backend retains.",
+            stats.retained,
+        ),
+        (
+            "ssehub_cluster_retained_bytes",
+            "gauge",
+            "Bytes the cluster backend retains.",
+            stats.retained_bytes,
+        ),
+        (
+            "ssehub_cluster_lag_events",
+            "gauge",
+            "Events in the backend that this node's ring does not hold yet.",
+            stats.lag,
+        ),
+    ];
+    write_figures(&figures, out);
 }
 
 #[cfg(test)]

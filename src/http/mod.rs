@@ -59,6 +59,8 @@
 mod admin;
 mod admission;
 mod auth;
+#[cfg(feature = "cluster")]
+mod cluster_events;
 mod error;
 mod events;
 #[cfg(feature = "server")]
@@ -133,6 +135,10 @@ pub(crate) struct AppState {
     pub(crate) limits: Limits,
     /// How long a publish request's body may take to arrive.
     pub(crate) body_timeout: Duration,
+    /// Cluster mode: publish, reset, resume and stats go through the
+    /// cluster's source (see [`crate::cluster`]).
+    #[cfg(feature = "cluster")]
+    pub(crate) cluster: Option<crate::cluster::Cluster>,
 }
 
 /// Builds the ssehub router for a hub: the routes, their tokens, limits and
@@ -160,6 +166,8 @@ pub struct HubRouter {
     body_timeout: Duration,
     cors: Option<CorsLayer>,
     live_page: bool,
+    #[cfg(feature = "cluster")]
+    cluster: Option<crate::cluster::Cluster>,
     server: ServerLimits,
 }
 
@@ -195,7 +203,17 @@ impl HubRouter {
                 head_timeout: Duration::from_secs(10),
                 write_timeout: Duration::from_secs(30),
             },
+            #[cfg(feature = "cluster")]
+            cluster: None,
         }
+    }
+
+    /// Cluster mode: publishes, resets, resume points and stats go through
+    /// `cluster` (whose hub should be this router's hub).
+    #[cfg(feature = "cluster")]
+    pub fn cluster(mut self, cluster: crate::cluster::Cluster) -> HubRouter {
+        self.cluster = Some(cluster);
+        self
     }
 
     /// The admin bearer token. Without one, [`HubRouter::build`] generates a
@@ -313,6 +331,8 @@ impl HubRouter {
             subscriber_token: self.subscriber_token.map(Arc::new),
             limits: self.limits,
             body_timeout: self.body_timeout,
+            #[cfg(feature = "cluster")]
+            cluster: self.cluster,
         };
         let mut router = Router::new()
             .route("/events", get(events::subscribe))

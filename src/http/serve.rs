@@ -148,6 +148,10 @@ pub async fn serve(
         });
     }
     drop(listener);
+    #[cfg(feature = "cluster")]
+    if let Some(cluster) = &front.state.cluster {
+        cluster.stop();
+    }
     hub.shutdown();
     let drained = async {
         while open_connections.load(Ordering::Acquire) > 0 {

@@ -123,6 +123,7 @@ async fn handle(mut stream: TcpStream, subscribers: Subscribers, mode: Mode) {
 fn args(url: String, connections: u64) -> LoadArgs {
     LoadArgs {
         url,
+        publish_all: false,
         token: Some("secret".into()),
         connections,
         rate: 2000.0,

@@ -83,9 +83,16 @@ use target::Target;
 /// Command-line arguments of `ssehub load`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct LoadArgs {
-    /// Base URL of the server (`http://host:port[/prefix]`).
+    /// Base URL of the server (`http://host:port[/prefix]`), or several,
+    /// comma-separated (the nodes of a cluster): subscribers are spread
+    /// over them round-robin; publishes go to the first unless
+    /// `--publish-all`.
     #[arg(long, default_value = "http://127.0.0.1:8080")]
     pub url: String,
+    /// With several `--url`s: publisher `i` publishes through url
+    /// `i mod n` (use `--publishers n` or more to publish through all).
+    #[arg(long)]
+    pub publish_all: bool,
     /// Admin bearer token for `POST /admin/events`.
     #[arg(long, alias = "admin-token", env = "SSEHUB_ADMIN_TOKEN")]
     pub token: Option<String>,
@@ -189,7 +196,18 @@ pub async fn run(args: LoadArgs) -> Result<Report, LoadError> {
             "--rate must be 0 or positive".into(),
         ));
     }
-    let target = Target::resolve(&args.url).await?;
+    let mut targets = Vec::new();
+    for url in args
+        .url
+        .split(',')
+        .map(str::trim)
+        .filter(|url| !url.is_empty())
+    {
+        targets.push(Target::resolve(url).await?);
+    }
+    if targets.is_empty() {
+        return Err(LoadError::InvalidUrl("no --url".into()));
+    }
     if let Some((soft, _)) = raise_fd_limit() {
         if soft < args.connections + 64 {
             eprintln!(
@@ -218,9 +236,9 @@ pub async fn run(args: LoadArgs) -> Result<Report, LoadError> {
     let connect_deadline = deadline(connect_start, args.connect_timeout);
     let established_count = Arc::new(AtomicU64::new(0));
     let mut tasks = Vec::with_capacity(args.connections as usize);
-    for _ in 0..args.connections {
+    for index in 0..args.connections {
         let (target, query, shared, stop, permits, settled, established_count) = (
-            target.clone(),
+            targets[index as usize % targets.len()].clone(),
             query.clone(),
             Arc::clone(&shared),
             stop_rx.clone(),
@@ -288,7 +306,12 @@ pub async fn run(args: LoadArgs) -> Result<Report, LoadError> {
     let publish_start_ns = shared.start.elapsed().as_nanos() as u64;
     let until = deadline(publish_start, args.duration);
     let publishers: Vec<_> = (0..args.publishers)
-        .map(|_| {
+        .map(|index| {
+            let target = if args.publish_all {
+                &targets[index as usize % targets.len()]
+            } else {
+                &targets[0]
+            };
             let plan = PublishPlan {
                 token: token.clone(),
                 rate: args.rate / args.publishers as f64,
