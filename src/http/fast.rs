@@ -106,9 +106,11 @@ pub(crate) async fn serve_connection(mut stream: TcpStream, peer: SocketAddr, fr
     };
     let mut refused = None;
     if let Head::Events(events) = verdict {
-        if !(front.cors && events.headers.contains_key("origin"))
-            && !needs_cluster_source(front, events.query.as_deref(), &events.headers)
-        {
+        // With CORS, cross-origin requests go to the router (its layer adds
+        // the headers); so do cluster resumes (see `needs_cluster_source`).
+        let to_router = (front.cors && events.headers.contains_key("origin"))
+            || needs_cluster_source(front, events.query.as_deref(), &events.headers);
+        if !to_router {
             match admission::admit(
                 &front.state,
                 events.query.as_deref(),
