@@ -134,6 +134,27 @@ mod tests {
     }
 
     #[test]
+    fn no_prefix_decides_differently() {
+        for head in [
+            &b"GET /events?event_type=a HTTP/1.1\r\nHost: x\r\nLast-Event-ID: 7\r\n\r\n"[..],
+            b"GET /events HTTP/1.1\nHost: x\n\nGET /healthz HTTP/1.1\n\n",
+            b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n",
+            b"GET /events HTTP/1.1\r\nBad Header: x\r\n\r\n",
+        ] {
+            let whole = classify(head);
+            assert_ne!(whole, Head::Partial);
+            for cut in 0..head.len() {
+                let verdict = classify(&head[..cut]);
+                assert!(
+                    verdict == Head::Partial || verdict == whole,
+                    "{cut} bytes of {:?}: {verdict:?}",
+                    String::from_utf8_lossy(head)
+                );
+            }
+        }
+    }
+
+    #[test]
     fn oversized_heads_are_hyper_s() {
         let mut head = b"GET /events HTTP/1.1\r\nX: ".to_vec();
         head.resize(MAX_HEAD, b'a');
