@@ -11,8 +11,9 @@
 #        SOAK_RSS_LIMIT=128MiB scripts/soak.sh 10m
 #
 # Checks: the driver's thirteen (each prints PASS/FAIL with its figures; see
-# the module docs of ssehub_cli::load::soak), then two of its own: no panic in
-# the server log, and a clean exit (status 0) within 5 s of SIGTERM. Ends with
+# the module docs of ssehub_cli::load::soak), then three of its own: a clean
+# exit (status 0) within 5 s of SIGTERM, the write timeout ended the stalled
+# readers (the server log's `reason`), and no panic in the server log. Ends with
 # `N passed, M failed`; exits non-zero if any check failed. The server log is
 # kept (path printed) when a check fails.
 set -euo pipefail
@@ -125,6 +126,15 @@ fi
 
 # How the server ended its streams (its `stream closed` log lines).
 echo "soak: server stream ends: $(grep -o 'reason="*[a-z_]*' "$workdir/server.log" | sed 's/reason="*//' | sort | uniq -c | awk '{printf "%s %s, ", $2, $1}' | sed 's/, $//')"
+# The stalled readers advertise a small segment size, so the server's write
+# to them blocks before the ring laps them and only the write timeout can
+# end it (a pausing reader resumes well within the timeout).
+write_timeouts="$(grep -c 'reason="*write_timeout' "$workdir/server.log" || true)"
+if [ "$write_timeouts" -gt 0 ]; then
+    record write_timeout_ends_stalled_readers 1 "$write_timeouts streams ended by the server's write timeout"
+else
+    record write_timeout_ends_stalled_readers 0 "no stream ended with reason write_timeout in the server log"
+fi
 
 [ "$failed" -eq 0 ] || keep_log=1
 echo "$passed passed, $failed failed"
