@@ -58,7 +58,12 @@ impl SystemClock {
 
     fn anchor(&self, counter_nanos: u64) {
         let wall = os_wall_clock_nanos();
-        // One word holds the whole anchor, so a reader never sees half of one.
+        // Two separate words: a concurrent reader may pair the new offset
+        // with the old anchor time or the reverse. Both offsets are the wall
+        // clock minus the counter, which differ by the drift of one interval
+        // (microseconds), so that reader is off by at most that much; at
+        // worst it re-anchors once more. The writer clamps timestamps to be
+        // non-decreasing either way.
         self.offset
             .store(wall.wrapping_sub(counter_nanos), Ordering::Relaxed);
         self.anchored_at.store(counter_nanos, Ordering::Relaxed);

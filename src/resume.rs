@@ -1,7 +1,7 @@
 //! Turning a resume point (an event id, a timestamp, or "live") into a
 //! starting cursor in a generation's ring, or `Gone`.
 //!
-//! Rules (DESIGN.md §3):
+//! Rules:
 //! - **After an id** (exclusive). An auto id of this generation maps straight
 //!   to a sequence, O(1). An auto id of another generation is `Gone`. A
 //!   caller-supplied id is looked up by its fingerprint: the ring's id

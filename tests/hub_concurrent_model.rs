@@ -227,8 +227,7 @@ fn concurrent_hub_matches_the_sequential_model() {
         std::thread::spawn(move || {
             let mut rng = Rng(seed.wrapping_add(7) | 1);
             let mut done = 0;
-            while done < resets && producing.load(Ordering::Relaxed) && Instant::now() < deadline
-            {
+            while done < resets && producing.load(Ordering::Relaxed) && Instant::now() < deadline {
                 std::thread::sleep(Duration::from_micros(rng.below(3_000)));
                 hub.reset();
                 done += 1;
@@ -273,7 +272,10 @@ fn concurrent_hub_matches_the_sequential_model() {
     let mut model: HashMap<(u64, u64), Acked> = HashMap::new();
     for producer in producers {
         for (key, acked) in producer.join().unwrap() {
-            assert!(model.insert(key, acked).is_none(), "two publishes at {key:?}");
+            assert!(
+                model.insert(key, acked).is_none(),
+                "two publishes at {key:?}"
+            );
         }
     }
     producing.store(false, Ordering::Relaxed);
@@ -317,7 +319,10 @@ fn concurrent_hub_matches_the_sequential_model() {
             assert!(matches(event_type), "{life:?}: {event_type} not asked for");
             match model.get(&(life.token, *seq)) {
                 Some(acked) => {
-                    assert_eq!((acked.event_type, acked.data.as_str()), (event_type, &data[..]));
+                    assert_eq!(
+                        (acked.event_type, acked.data.as_str()),
+                        (event_type, &data[..])
+                    );
                     delivered += 1;
                 }
                 None => {
@@ -366,6 +371,9 @@ fn concurrent_hub_matches_the_sequential_model() {
         lives.len(),
         started.elapsed()
     );
-    assert!(lives.len() >= SUBSCRIBERS, "every subscriber lived at least once");
+    assert!(
+        lives.len() >= SUBSCRIBERS,
+        "every subscriber lived at least once"
+    );
     assert!(delivered > 0, "the run delivered something");
 }

@@ -160,7 +160,9 @@ fn batch_read_across_an_early_wrap_is_exact_or_lapped() {
         let ring = Arc::new(Ring::new(2, 256));
         let mut writer = Ring::claim_writer(&ring).expect("first writer");
         for n in 0..6 {
-            writer.append(b"", &frame(n), TypeTag::of("t"), 0, 0).unwrap();
+            writer
+                .append(b"", &frame(n), TypeTag::of("t"), 0, 0)
+                .unwrap();
         }
         let reader = {
             let ring = ring.clone();
@@ -176,7 +178,9 @@ fn batch_read_across_an_early_wrap_is_exact_or_lapped() {
             })
         };
         for n in 6..8 {
-            writer.append(b"", &frame(n), TypeTag::of("t"), 0, 0).unwrap();
+            writer
+                .append(b"", &frame(n), TypeTag::of("t"), 0, 0)
+                .unwrap();
         }
         reader.join().unwrap();
         assert_eq!(ring.position_of(6), 256, "the model reached an early wrap");
