@@ -8,8 +8,11 @@
 //! - a parked subscription is woken by a publish and by a reset, and is no
 //!   longer counted as parked once it delivers (item 7);
 //! - unfiltered subscribers sharing batches through the cache while the
-//!   writer laps them get exact, gap-free frames or `Lagged`;
-//! - `stats` never sees `tail` past `head` (item 2).
+//!   writer laps them get exact, gap-free frames or `Lagged`.
+//!
+//! The head/tail read order (item 2) is modelled in the ring's `seek` model
+//! and stressed through `Hub::stats` in `tests/hub_races.rs`: a hub-level
+//! stats model with the notifier thread did not finish in minutes.
 //!
 //! Run: `RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=3 cargo test -p ssehub-loom-tests --release`
 #![cfg(loom)]
@@ -193,24 +196,5 @@ fn readers_sharing_batches_get_exact_frames_or_lagged() {
             let expected: Vec<String> = (0..got.len()).map(|n| n.to_string()).collect();
             assert_eq!(got, expected);
         }
-    });
-}
-
-#[test]
-fn stats_never_see_tail_past_head() {
-    loom::model(|| {
-        let hub = small_hub();
-        let reader = {
-            let hub = hub.clone();
-            thread::spawn(move || {
-                let stats = hub.stats();
-                assert!(stats.ring.len <= 2, "len {} on 2 slots", stats.ring.len);
-            })
-        };
-        let mut publisher = hub.publisher().unwrap();
-        for n in 0..4 {
-            publisher.publish(Event::new("t", n.to_string())).unwrap();
-        }
-        reader.join().unwrap();
     });
 }
