@@ -58,10 +58,12 @@ impl SystemClock {
 
     fn anchor(&self, counter_nanos: u64) {
         let wall = os_wall_clock_nanos();
-        // Two independent words. The offset alone makes a timestamp, and one
-        // atomic word is read whole: a reader gets the old or the new offset.
-        // `anchored_at` only says when to re-anchor; a reader that pairs it
-        // with the other offset at worst re-anchors once early or late.
+        // Two separate words: a concurrent reader may pair the new offset
+        // with the old anchor time or the reverse. Both offsets are the wall
+        // clock minus the counter, which differ by the drift of one interval
+        // (microseconds), so that reader is off by at most that much; at
+        // worst it re-anchors once more. The writer clamps timestamps to be
+        // non-decreasing either way.
         self.offset
             .store(wall.wrapping_sub(counter_nanos), Ordering::Relaxed);
         self.anchored_at.store(counter_nanos, Ordering::Relaxed);

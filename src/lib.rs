@@ -6,6 +6,44 @@
 //! id or a timestamp; a cursor that was lapped gets `Gone`, never torn or
 //! missing data. [`Hub::reset`] swaps in a new generation atomically.
 //!
+//! # Lagging
+//!
+//! The ring keeps the newest [`HubConfig::capacity`] events (and at most
+//! [`HubConfig::max_bytes`] of them). A subscriber that falls further behind
+//! than that has missed events: its [`Subscription`] ends with
+//! [`EndReason::Lagged`] (saying how many), never with a gap, a torn frame or
+//! a duplicate. Unlike `tokio::sync::broadcast`, the subscription does not
+//! skip ahead by itself; the client resubscribes (live, or from a resume
+//! point that is still retained).
+//!
+//! # Resuming
+//!
+//! [`SubscribeOptions::after_id`] starts after an event id (an auto id, in
+//! O(1), or a caller-supplied id, through the ring's id index);
+//! [`SubscribeOptions::from_timestamp`] at the first retained event at or
+//! after a time. A point that is no longer retained is refused with
+//! [`SubscribeError::Gone`] rather than served with a gap.
+//!
+//! # Reset and shutdown
+//!
+//! [`Hub::reset`] starts a new generation: a new, empty ring whose auto ids
+//! carry a new token. Subscriptions of the old generation deliver what it
+//! holds, then end with [`EndReason::Reset`]; its ids are `Gone` from then
+//! on. [`Hub::shutdown`] ends every subscription the same way with
+//! [`EndReason::Shutdown`] and refuses later publishes and subscribes. A
+//! publish that races either is read by the old generation's subscribers, or
+//! lands in the new generation, or (shutdown) fails — it is never
+//! acknowledged into a generation nobody reads.
+//!
+//! # Threads
+//!
+//! [`Hub::new`] starts one OS thread, `ssehub-notify`, which wakes parked
+//! subscribers so that publishing never does; it ends when the last handle
+//! to the hub is dropped. Subscriptions are futures for any async runtime's
+//! tasks (the keep-alive timer needs tokio's time driver). Publishing is
+//! synchronous: [`Hub::publish`] from any thread (producers serialize on a
+//! lock readers never touch), or [`Publisher`] from one, with no lock.
+//!
 //! # Examples
 //!
 //! ```
