@@ -473,11 +473,22 @@ async fn cut_off_or_restarted_node_catches_up_from_redis() {
     let before = publisher.publish_ok(&event("t", 0)).await;
     let token = parse_id(&before[0]).0;
     cut_off.wait_for(token, 1).await;
+    let mut live = cut_off.subscribe("", &[]).await;
 
     proxy.cut();
     let reply = cut_off.publish(&event("t", 9999)).await;
     reply.assert_error(503, "backend_unavailable");
     assert_eq!(reply.header("retry-after"), "1");
+    // A resume point needs Redis to be judged: 503 too, never a guess.
+    let reply = cut_off
+        .send(
+            hyper::Method::GET,
+            "/events",
+            &[("last-event-id", before[0].as_str())],
+            bytes::Bytes::new(),
+        )
+        .await;
+    reply.assert_error(503, "backend_unavailable");
     for i in 1..=50 {
         publisher.publish_ok(&event("t", i)).await;
     }
@@ -491,6 +502,13 @@ async fn cut_off_or_restarted_node_catches_up_from_redis() {
 
     proxy.restore();
     cut_off.wait_for(token, 51).await;
+    // A live stream on the cut-off node stayed open and got everything.
+    live.read_until(&event("t", 50)).await;
+    assert_eq!(
+        live.data(),
+        (1..=50).map(|i| event("t", i)).collect::<Vec<_>>()
+    );
+    assert!(!live.done);
     let mut stream = cut_off
         .subscribe("", &[("last-event-id", before[0].as_str())])
         .await;

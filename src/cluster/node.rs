@@ -4,18 +4,18 @@
 //! # The tail task
 //!
 //! The only writer of the node's ring (it owns the hub's
-//! [`Publisher`](crate::Publisher)). It loops:
+//! [`Publisher`]). It loops:
 //!
 //! 1. **sync**: reads the source's head. If the hub's generation has another
 //!    token, the hub moves to the source's generation
-//!    ([`Hub::reset_to`](crate::Hub::reset_to)), its ring starting at the
+//!    ([`Hub::reset_to`]), its ring starting at the
 //!    oldest event the source retains; if the hub's next event is older than
 //!    anything retained (the node was cut off longer than the history
 //!    lasts), it rejoins the same generation there. Open streams end in both
 //!    cases; reconnecting clients resume through the source.
 //! 2. **tail**: blocks (at most [`TAIL_WAIT`]) for events after the ring's
 //!    newest, appending each in order with
-//!    [`Publisher::append_at`](crate::Publisher::append_at). A generation
+//!    [`Publisher::append_at`]. A generation
 //!    change, an idle wait, an error, or [`SYNC_EVERY`] since the last sync
 //!    goes back to 1; errors first wait [`RETRY`], and mark the source
 //!    unreachable meanwhile.
