@@ -45,9 +45,15 @@ impl RedisServer {
             .output()
             .is_err()
         {
-            let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/redis-server.sh");
+            // The workspace's script, from the engine's tests or the cli's.
+            let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .ancestors()
+                .map(|dir| dir.join("scripts/redis-server.sh"))
+                .find(|script| script.exists())
+                .ok_or("scripts/redis-server.sh not found")?;
+            let script = script.display().to_string();
             let status = Command::new("bash")
-                .args([script, "install"])
+                .args([script.as_str(), "install"])
                 .status()
                 .map_err(|error| format!("cannot run {script}: {error}"))?;
             if !status.success() {
