@@ -28,6 +28,16 @@ pub struct ServeArgs {
     #[arg(long, env = "SSEHUB_SUBSCRIBER_TOKEN", hide_env_values = true)]
     pub subscriber_token: Option<String>,
 
+    /// Key for signed subscriber/publisher tokens (JWT): the secret for
+    /// HS256/384/512, or the path of a PEM public key for RS*, PS*, ES*,
+    /// EdDSA. Off when unset.
+    #[arg(long, env = "SSEHUB_JWT_KEY", hide_env_values = true)]
+    pub jwt_key: Option<String>,
+
+    /// The one algorithm signed tokens must use.
+    #[arg(long, env = "SSEHUB_JWT_ALG", default_value = "HS256")]
+    pub jwt_alg: String,
+
     /// Ring slots (events retained), rounded up to a power of two.
     #[arg(long, env = "SSEHUB_CAPACITY", default_value_t = 4096)]
     pub capacity: usize,

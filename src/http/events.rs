@@ -8,15 +8,17 @@
 //! the connection open without waiting for the first event or keep-alive).
 //!
 //! The stream ends by itself on reset, shutdown or lag with a final
-//! `: end <reason>` comment; a client that reconnects from a position that
+//! `: end <reason>` comment (and at a signed token's expiry with
+//! `: end token_expired`); a client that reconnects from a position that
 //! is gone gets 410. Each connection logs one line when it opens and one when
 //! it closes, with the reason — never a line per event.
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
-use std::time::Instant;
+use std::time::{Duration, Instant, SystemTime};
 
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
@@ -24,9 +26,8 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 
-use super::auth;
+use super::access::admit;
 use super::error::ApiError;
-use super::query::{parse_events_query, query_token};
 use super::AppState;
 use crate::{Resume, SseStream};
 
@@ -57,15 +58,17 @@ pub(crate) async fn subscribe(State(state): State<AppState>, request: Request) -
 
 fn open(state: &AppState, request: &Request) -> Result<Response, ApiError> {
     let hub = &state.hub;
-    let headers = request.headers();
-    if let Some(token) = &state.subscriber_token {
-        let from_query = query_token(request.uri().query());
-        auth::check_subscriber(token, headers, from_query.as_deref())?;
-    }
-    let query = parse_events_query(request.uri().query(), headers, hub.config().max_types)?;
-    let resume = describe(&query.options.resume);
-    let types = query.options.types.join(",");
-    let subscription = hub.subscribe(query.options)?;
+    let admission = admit(
+        state.subscriber_token.as_deref(),
+        state.jwt.as_deref(),
+        request.headers(),
+        request.uri().query(),
+        hub.config().max_types,
+    )?;
+    let resume = describe(&admission.options.resume);
+    let types = admission.options.types.join(",");
+    let (expires, subject) = (admission.expires(), admission.subject().to_owned());
+    let subscription = hub.subscribe(admission.options)?;
     let peer = request
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
@@ -77,10 +80,13 @@ fn open(state: &AppState, request: &Request) -> Result<Response, ApiError> {
         generation = subscription.generation(),
         types = %types,
         resume = %resume,
+        sub = %subject,
         "stream opened"
     );
     let body = Body::from_stream(EventBody {
         opening: Some(Bytes::from_static(OPENING)),
+        expiry: expires.map(|at| Box::pin(tokio::time::sleep_until(deadline(at)))),
+        expired: false,
         stream: subscription.into_stream(),
         connection,
         opened: Instant::now(),
@@ -111,10 +117,27 @@ pub(crate) fn describe(resume: &Resume) -> String {
     }
 }
 
-/// The response body: the opening comment, then the subscription's stream.
+/// The final comment of a stream whose signed token expired.
+pub(crate) const END_TOKEN_EXPIRED: &[u8] = b": end token_expired\n\n";
+
+/// The runtime instant of a wall-clock time (now if past; far ahead of
+/// what a timer can hold is clamped to a year).
+pub(crate) fn deadline(at: SystemTime) -> tokio::time::Instant {
+    const YEAR: Duration = Duration::from_secs(365 * 24 * 3600);
+    let left = at
+        .duration_since(SystemTime::now())
+        .unwrap_or(Duration::ZERO)
+        .min(YEAR);
+    tokio::time::Instant::now() + left
+}
+
+/// The response body: the opening comment, then the subscription's stream,
+/// cut with `: end token_expired` when a signed token's `exp` passes.
 /// Logs the connection's close, with its reason, when hyper drops it.
 struct EventBody {
     opening: Option<Bytes>,
+    expiry: Option<Pin<Box<tokio::time::Sleep>>>,
+    expired: bool,
     stream: SseStream,
     connection: u64,
     opened: Instant,
@@ -128,6 +151,15 @@ impl futures_core::Stream for EventBody {
         if let Some(opening) = self.opening.take() {
             return Poll::Ready(Some(Ok(opening)));
         }
+        if self.expired {
+            return Poll::Ready(None);
+        }
+        if let Some(expiry) = &mut self.expiry {
+            if expiry.as_mut().poll(cx).is_ready() {
+                self.expired = true;
+                return Poll::Ready(Some(Ok(Bytes::from_static(END_TOKEN_EXPIRED))));
+            }
+        }
         let item = Pin::new(&mut self.stream).poll_next(cx);
         if let Poll::Ready(Some(_)) = item {
             self.chunks += 1;
@@ -138,10 +170,11 @@ impl futures_core::Stream for EventBody {
 
 impl Drop for EventBody {
     fn drop(&mut self) {
-        let reason = self
-            .stream
-            .end_reason()
-            .map_or("client_closed", |reason| reason.as_str());
+        let reason = match self.stream.end_reason() {
+            Some(reason) => reason.as_str(),
+            None if self.expired => "token_expired",
+            None => "client_closed",
+        };
         tracing::info!(
             connection = self.connection,
             reason,

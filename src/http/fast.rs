@@ -15,7 +15,8 @@
 //!
 //! 1. Read the request head (bounded: 8 KiB, 10 s).
 //! 2. If it is `GET /events` with no body, and the same checks the router
-//!    makes pass (subscriber token, query parameters, `Hub::subscribe`), answer
+//!    makes pass (credential, query parameters, the signed token's types —
+//!    one shared function, `access::admit` — and `Hub::subscribe`), answer
 //!    `200` with a close-delimited `text/event-stream` body (HTTP/1.1 allows a
 //!    body delimited by closing the connection; a stream ends that way
 //!    anyway) and stream the subscription.
@@ -41,8 +42,9 @@ use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 
-use super::auth::{self, Token};
-use super::query::{parse_events_query, query_token};
+use super::access::admit;
+use super::auth::Token;
+use super::jwt::JwtKey;
 use crate::{Delivery, Hub, Subscription, KEEP_ALIVE};
 
 /// Longest request head read before deciding (hyper gets longer ones).
@@ -68,6 +70,8 @@ connection: close\r\n\
 pub(crate) struct FastEvents {
     pub(crate) hub: Hub,
     pub(crate) subscriber_token: Option<Token>,
+    /// Verifies signed subscriber tokens, when configured.
+    pub(crate) jwt: Option<JwtKey>,
     /// With CORS configured, requests carrying `Origin` go to the router,
     /// whose CORS layer adds the headers.
     pub(crate) cors: bool,
@@ -127,6 +131,10 @@ async fn read_head(stream: &mut TcpStream, head: &mut Vec<u8>) -> io::Result<boo
 struct Opened {
     types: String,
     resume: String,
+    /// The signed token's `sub`, or `-`.
+    subject: String,
+    /// When the signed token expires: the stream ends then.
+    expires: Option<tokio::time::Instant>,
 }
 
 /// The subscription for a `GET /events` head that the router would accept,
@@ -160,15 +168,21 @@ fn try_subscribe(fast: &FastEvents, head: &[u8]) -> Option<(Subscription, Opened
     if has_body || (fast.cors && map.contains_key("origin")) {
         return None;
     }
-    if let Some(token) = &fast.subscriber_token {
-        auth::check_subscriber(token, &map, query_token(query).as_deref()).ok()?;
-    }
-    let parsed = parse_events_query(query, &map, fast.hub.config().max_types).ok()?;
+    let admission = admit(
+        fast.subscriber_token.as_ref(),
+        fast.jwt.as_ref(),
+        &map,
+        query,
+        fast.hub.config().max_types,
+    )
+    .ok()?;
     let opened = Opened {
-        types: parsed.options.types.join(","),
-        resume: super::events::describe(&parsed.options.resume),
+        types: admission.options.types.join(","),
+        resume: super::events::describe(&admission.options.resume),
+        subject: admission.subject().to_owned(),
+        expires: admission.expires().map(super::events::deadline),
     };
-    let subscription = fast.hub.subscribe(parsed.options).ok()?;
+    let subscription = fast.hub.subscribe(admission.options).ok()?;
     Some((subscription, opened))
 }
 
@@ -187,8 +201,15 @@ async fn stream_events(
         generation = subscription.generation(),
         types = %opened_as.types,
         resume = %opened_as.resume,
+        sub = %opened_as.subject,
         "stream opened"
     );
+    let expiry = tokio::time::sleep_until(
+        opened_as
+            .expires
+            .unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(86400 * 365)),
+    );
+    tokio::pin!(expiry);
     let (mut reader, mut writer) = stream.split();
     let mut probe = [0u8; 64];
     let mut chunks = 0u64;
@@ -217,6 +238,13 @@ async fn stream_events(
                     break;
                 }
             },
+            () = &mut expiry, if opened_as.expires.is_some() => {
+                reason = "token_expired";
+                let last = super::events::END_TOKEN_EXPIRED;
+                let _ = tokio::time::timeout(WRITE_TIMEOUT, writer.write_all(last)).await;
+                let _ = writer.shutdown().await;
+                break;
+            }
             read = reader.read(&mut probe) => match read {
                 // The client closed (or reset) its side: the stream is over.
                 Ok(0) | Err(_) => break,

@@ -49,12 +49,14 @@
 //! ~2 KB per idle connection) and every other request, and every refusal, is
 //! served by this router through hyper — the same responses either way.
 
+mod access;
 pub mod admin;
 pub mod auth;
 pub mod config;
 pub mod error;
 pub mod events;
 mod fast;
+pub mod jwt;
 pub mod metrics;
 pub mod page;
 pub mod query;
@@ -70,6 +72,7 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 
 pub use auth::Token;
 pub use error::ApiError;
+pub use jwt::JwtKey;
 
 use crate::Hub;
 
@@ -99,6 +102,7 @@ pub(crate) struct AppState {
     pub(crate) hub: Hub,
     pub(crate) admin_token: Arc<Token>,
     pub(crate) subscriber_token: Option<Arc<Token>>,
+    pub(crate) jwt: Option<Arc<JwtKey>>,
     pub(crate) limits: Limits,
 }
 
@@ -121,6 +125,7 @@ pub struct HubRouter {
     hub: Hub,
     admin_token: Option<Token>,
     subscriber_token: Option<Token>,
+    jwt: Option<JwtKey>,
     limits: Limits,
     cors: Option<CorsLayer>,
     live_page: bool,
@@ -134,6 +139,7 @@ impl HubRouter {
             hub,
             admin_token: None,
             subscriber_token: None,
+            jwt: None,
             limits: Limits {
                 max_batch: 1000,
                 max_event_bytes,
@@ -153,6 +159,13 @@ impl HubRouter {
     /// Requires this token for `GET /events` (header or `?token=`).
     pub fn subscriber_token(mut self, token: impl AsRef<str>) -> HubRouter {
         self.subscriber_token = Some(Token::new(token));
+        self
+    }
+
+    /// Accepts signed tokens (see [`jwt`]) for `GET /events` and
+    /// `POST /admin/events`, beside the subscriber and admin tokens.
+    pub fn jwt_key(mut self, key: JwtKey) -> HubRouter {
+        self.jwt = Some(key);
         self
     }
 
@@ -208,6 +221,7 @@ impl HubRouter {
             hub: self.hub,
             admin_token: Arc::new(admin_token),
             subscriber_token: self.subscriber_token.map(Arc::new),
+            jwt: self.jwt.map(Arc::new),
             limits: self.limits,
         };
         let mut router = Router::new()

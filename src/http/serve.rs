@@ -19,7 +19,7 @@ use tokio::sync::Notify;
 
 use super::config::ServeArgs;
 use super::fast::{self, FastEvents};
-use super::{cors_layer, HubRouter, Token};
+use super::{cors_layer, HubRouter, JwtKey, Token};
 use crate::Hub;
 
 /// How long open connections get to finish after a shutdown signal.
@@ -71,6 +71,13 @@ pub async fn run(args: ServeArgs) -> Result<(), ServeError> {
     if !args.cors_origin.is_empty() {
         builder = builder.cors(cors_layer(&args.cors_origin).map_err(ServeError::Config)?);
     }
+    let jwt = match &args.jwt_key {
+        Some(key) => Some(JwtKey::new(&args.jwt_alg, key).map_err(ServeError::Config)?),
+        None => None,
+    };
+    if let Some(jwt) = &jwt {
+        builder = builder.jwt_key(jwt.clone());
+    }
     let app = builder.build::<()>();
 
     let listener = TcpListener::bind(args.listen).await?;
@@ -84,6 +91,7 @@ pub async fn run(args: ServeArgs) -> Result<(), ServeError> {
     let fast = Arc::new(FastEvents {
         hub: hub.clone(),
         subscriber_token: args.subscriber_token.as_ref().map(Token::new),
+        jwt,
         cors: !args.cors_origin.is_empty(),
     });
     let open_connections = Arc::new(AtomicUsize::new(0));

@@ -2,6 +2,8 @@
 //! client (hyper) that can read a streaming body chunk by chunk.
 #![allow(dead_code)]
 
+pub mod process;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 
