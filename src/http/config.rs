@@ -38,6 +38,19 @@ pub struct ServeArgs {
     #[arg(long, env = "SSEHUB_JWT_ALG", default_value = "HS256")]
     pub jwt_alg: String,
 
+    /// PEM certificate chain: serve HTTPS (ALPN h2 and http/1.1). Needs
+    /// --tls-key. Re-read with the key on SIGHUP.
+    #[arg(long, env = "SSEHUB_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<std::path::PathBuf>,
+
+    /// PEM private key of --tls-cert.
+    #[arg(long, env = "SSEHUB_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<std::path::PathBuf>,
+
+    /// Most concurrent HTTP/2 streams (SSE subscriptions) per connection.
+    #[arg(long, env = "SSEHUB_HTTP2_MAX_STREAMS", default_value_t = 256)]
+    pub http2_max_streams: u32,
+
     /// Ring slots (events retained), rounded up to a power of two.
     #[arg(long, env = "SSEHUB_CAPACITY", default_value_t = 4096)]
     pub capacity: usize,

@@ -8,8 +8,10 @@
 //! pre-encoded bytes. Through hyper each connection keeps an 8 KiB read
 //! buffer and its connection state, and every batch is wrapped in chunked
 //! framing. Here, once the request head is parsed, the stream owns the bare
-//! `TcpStream`: one `write` per batch of frames (the hub's shared `Bytes`,
-//! no framing, no copy), a few hundred bytes of state per idle connection.
+//! socket (TCP, or TLS when ALPN chose HTTP/1.1): one `write` per batch of
+//! frames (the hub's shared `Bytes`, no framing, no copy; over TLS one
+//! write and one flush, so a batch leaves in as few records as rustls
+//! makes of it), a few hundred bytes of state per idle connection.
 //!
 //! # How
 //!
@@ -24,6 +26,11 @@
 //!    when CORS is configured — hand the connection to hyper, replaying the
 //!    bytes already read, so the router answers exactly as it would have
 //!    (the JSON error envelope included). Nothing is answered twice.
+//!    A client that opens with the HTTP/2 preface (`PRI * HTTP/2.0`, h2c
+//!    with prior knowledge) fails to parse as HTTP/1 and goes to hyper the
+//!    same way, whose auto builder serves it as HTTP/2; TLS connections that
+//!    chose `h2` by ALPN go to hyper directly ([`serve_hyper`]). HTTP/2
+//!    streams are the router's `/events` bodies, one h2 stream each.
 //!
 //! The streamed body is byte for byte what the router's `/events` body is:
 //! `: ok` first, then batches, keep-alive comments and a final
@@ -37,10 +44,9 @@ use std::time::{Duration, Instant};
 
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use axum::Router;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
-use tokio::net::TcpStream;
 
 use super::access::admit;
 use super::auth::Token;
@@ -75,15 +81,20 @@ pub(crate) struct FastEvents {
     /// With CORS configured, requests carrying `Origin` go to the router,
     /// whose CORS layer adds the headers.
     pub(crate) cors: bool,
+    /// Most concurrent HTTP/2 streams per connection.
+    pub(crate) http2_max_streams: u32,
 }
 
-/// Serves one accepted connection (see the module docs).
-pub(crate) async fn serve_connection(
-    mut stream: TcpStream,
+/// Serves one accepted connection (see the module docs): a plain TCP
+/// socket, or a TLS stream whose ALPN did not choose `h2`.
+pub(crate) async fn serve_connection<S>(
+    mut stream: S,
     peer: SocketAddr,
     fast: &FastEvents,
     app: Router,
-) {
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let mut head = Vec::with_capacity(1024);
     let complete = matches!(
         tokio::time::timeout(HEAD_TIMEOUT, read_head(&mut stream, &mut head)).await,
@@ -99,14 +110,37 @@ pub(crate) async fn serve_connection(
             return;
         }
     }
-    let io = TokioIo::new(Replay {
+    let io = Replay {
         prefix: head,
         read: 0,
         stream,
-    });
-    let served = hyper::server::conn::http1::Builder::new()
+    };
+    serve_hyper(io, peer, fast, app, false).await;
+}
+
+/// Serves a connection with hyper and the router: HTTP/1.1, or HTTP/2 when
+/// the client starts with the HTTP/2 preface (h2c with prior knowledge) or
+/// when `h2_only` (TLS chose `h2` by ALPN).
+pub(crate) async fn serve_hyper<S>(
+    io: S,
+    peer: SocketAddr,
+    fast: &FastEvents,
+    app: Router,
+    h2_only: bool,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    builder.http1().timer(TokioTimer::new());
+    builder
+        .http2()
         .timer(TokioTimer::new())
-        .serve_connection(io, TowerToHyperService::new(app))
+        .max_concurrent_streams(fast.http2_max_streams);
+    if h2_only {
+        builder = builder.http2_only();
+    }
+    let served = builder
+        .serve_connection(TokioIo::new(io), TowerToHyperService::new(app))
         .await;
     if let Err(error) = served {
         tracing::debug!(%error, %peer, "connection ended with an error");
@@ -115,7 +149,7 @@ pub(crate) async fn serve_connection(
 
 /// Reads until the end of the request head; false if it did not arrive
 /// whole within [`MAX_HEAD`] bytes.
-async fn read_head(stream: &mut TcpStream, head: &mut Vec<u8>) -> io::Result<bool> {
+async fn read_head<S: AsyncRead + Unpin>(stream: &mut S, head: &mut Vec<u8>) -> io::Result<bool> {
     loop {
         let searched_from = head.len().saturating_sub(3);
         if head.len() >= MAX_HEAD || stream.read_buf(head).await? == 0 {
@@ -187,8 +221,8 @@ fn try_subscribe(fast: &FastEvents, head: &[u8]) -> Option<(Subscription, Opened
 }
 
 /// Streams `subscription` onto the socket until it ends or the client goes.
-async fn stream_events(
-    mut stream: TcpStream,
+async fn stream_events<S: AsyncRead + AsyncWrite + Unpin>(
+    mut stream: S,
     peer: SocketAddr,
     mut subscription: Subscription,
     opened_as: Opened,
@@ -210,14 +244,18 @@ async fn stream_events(
             .unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(86400 * 365)),
     );
     tokio::pin!(expiry);
-    let (mut reader, mut writer) = stream.split();
     let mut probe = [0u8; 64];
     let mut chunks = 0u64;
     let mut reason = "client_closed";
     let mut pending: Option<bytes::Bytes> = Some(bytes::Bytes::from_static(RESPONSE_HEAD));
     loop {
         if let Some(bytes) = pending.take() {
-            match tokio::time::timeout(WRITE_TIMEOUT, writer.write_all(&bytes)).await {
+            // flush: a no-op on TCP; over TLS it pushes the record out.
+            let write = async {
+                stream.write_all(&bytes).await?;
+                stream.flush().await
+            };
+            match tokio::time::timeout(WRITE_TIMEOUT, write).await {
                 Ok(Ok(())) => chunks += 1,
                 Ok(Err(_)) => break,
                 Err(_) => {
@@ -233,19 +271,19 @@ async fn stream_events(
                 Delivery::End(end) => {
                     reason = end.as_str();
                     let last = format!(": end {}\n\n", end.as_str());
-                    let _ = tokio::time::timeout(WRITE_TIMEOUT, writer.write_all(last.as_bytes())).await;
-                    let _ = writer.shutdown().await;
+                    let _ = tokio::time::timeout(WRITE_TIMEOUT, stream.write_all(last.as_bytes())).await;
+                    let _ = tokio::time::timeout(WRITE_TIMEOUT, stream.shutdown()).await;
                     break;
                 }
             },
             () = &mut expiry, if opened_as.expires.is_some() => {
                 reason = "token_expired";
                 let last = super::events::END_TOKEN_EXPIRED;
-                let _ = tokio::time::timeout(WRITE_TIMEOUT, writer.write_all(last)).await;
-                let _ = writer.shutdown().await;
+                let _ = tokio::time::timeout(WRITE_TIMEOUT, stream.write_all(last)).await;
+                let _ = tokio::time::timeout(WRITE_TIMEOUT, stream.shutdown()).await;
                 break;
             }
-            read = reader.read(&mut probe) => match read {
+            read = stream.read(&mut probe) => match read {
                 // The client closed (or reset) its side: the stream is over.
                 Ok(0) | Err(_) => break,
                 // Anything a client sends after its request is ignored.
@@ -263,13 +301,13 @@ async fn stream_events(
 }
 
 /// A socket whose first reads replay bytes already consumed.
-struct Replay {
+struct Replay<S> {
     prefix: Vec<u8>,
     read: usize,
-    stream: TcpStream,
+    stream: S,
 }
 
-impl AsyncRead for Replay {
+impl<S: AsyncRead + Unpin> AsyncRead for Replay<S> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -290,7 +328,7 @@ impl AsyncRead for Replay {
     }
 }
 
-impl AsyncWrite for Replay {
+impl<S: AsyncWrite + Unpin> AsyncWrite for Replay<S> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,

@@ -62,6 +62,7 @@ pub mod page;
 pub mod query;
 pub mod serve;
 pub mod timestamp;
+pub mod tls;
 
 use std::sync::Arc;
 

@@ -1,5 +1,11 @@
 //! `ssehub serve`: the router on a TCP listener, with graceful shutdown.
 //!
+//! With `--tls-cert`/`--tls-key` the listener speaks TLS ([`super::tls`]):
+//! ALPN `h2` goes to hyper's HTTP/2 server, `http/1.1` to the same front as
+//! plain connections; SIGHUP re-reads the certificate. The plain listener
+//! also serves HTTP/2 with prior knowledge (h2c). `--http2-max-streams`
+//! bounds the streams of one HTTP/2 connection.
+//!
 //! Accepted sockets get `TCP_NODELAY` (a batch is one write; Nagle would
 //! only delay it). Each connection goes through the `fast` front: streams
 //! are written straight to the socket, every other request is served by
@@ -16,11 +22,16 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
+use tokio_rustls::TlsAcceptor;
 
 use super::config::ServeArgs;
 use super::fast::{self, FastEvents};
+use super::tls::{CertStore, ALPN_H2};
 use super::{cors_layer, HubRouter, JwtKey, Token};
 use crate::Hub;
+
+/// How long a client may take to complete the TLS handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How long open connections get to finish after a shutdown signal.
 const DRAIN: Duration = Duration::from_millis(750);
@@ -80,19 +91,31 @@ pub async fn run(args: ServeArgs) -> Result<(), ServeError> {
     }
     let app = builder.build::<()>();
 
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => {
+            let store = Arc::new(CertStore::load(cert, key).map_err(ServeError::Config)?);
+            let acceptor = store.acceptor().map_err(ServeError::Config)?;
+            reload_on_sighup(store);
+            Some(acceptor)
+        }
+        _ => None,
+    };
     let listener = TcpListener::bind(args.listen).await?;
     let local = listener.local_addr()?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
     tracing::info!(
         address = %local,
         capacity = hub.config().capacity,
         keep_alive = ?hub.config().keep_alive,
-        "listening on http://{local}"
+        http2_max_streams = args.http2_max_streams,
+        "listening on {scheme}://{local}"
     );
     let fast = Arc::new(FastEvents {
         hub: hub.clone(),
         subscriber_token: args.subscriber_token.as_ref().map(Token::new),
         jwt,
         cors: !args.cors_origin.is_empty(),
+        http2_max_streams: args.http2_max_streams,
     });
     let open_connections = Arc::new(AtomicUsize::new(0));
     let all_closed = Arc::new(Notify::new());
@@ -117,11 +140,14 @@ pub async fn run(args: ServeArgs) -> Result<(), ServeError> {
         if let Err(error) = stream.set_nodelay(true) {
             tracing::debug!(%error, "cannot set TCP_NODELAY");
         }
-        let (fast, app) = (fast.clone(), app.clone());
+        let (fast, app, tls) = (fast.clone(), app.clone(), tls.clone());
         let (open_connections, all_closed) = (open_connections.clone(), all_closed.clone());
         open_connections.fetch_add(1, Ordering::AcqRel);
         tokio::spawn(async move {
-            fast::serve_connection(stream, peer, &fast, app).await;
+            match tls {
+                None => fast::serve_connection(stream, peer, &fast, app).await,
+                Some(acceptor) => serve_tls(&acceptor, stream, peer, &fast, app).await,
+            }
             if open_connections.fetch_sub(1, Ordering::AcqRel) == 1 {
                 all_closed.notify_one();
             }
@@ -145,6 +171,61 @@ pub async fn run(args: ServeArgs) -> Result<(), ServeError> {
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The TLS handshake (10 s at most), then HTTP/2 through hyper if ALPN chose
+/// `h2`, else the same front as plain connections.
+async fn serve_tls(
+    acceptor: &TlsAcceptor,
+    stream: tokio::net::TcpStream,
+    peer: std::net::SocketAddr,
+    fast: &FastEvents,
+    app: axum::Router,
+) {
+    let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(error)) => {
+            tracing::debug!(%error, %peer, "TLS handshake failed");
+            return;
+        }
+        Err(_) => {
+            tracing::debug!(%peer, "TLS handshake timed out");
+            return;
+        }
+    };
+    if stream.get_ref().1.alpn_protocol() == Some(ALPN_H2) {
+        fast::serve_hyper(stream, peer, fast, app, true).await;
+    } else {
+        fast::serve_connection(stream, peer, fast, app).await;
+    }
+}
+
+/// Re-reads the certificate and key on every SIGHUP, for the life of the
+/// process. Open connections keep their sessions.
+fn reload_on_sighup(store: Arc<CertStore>) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut hangups = match signal(SignalKind::hangup()) {
+            Ok(hangups) => hangups,
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for SIGHUP; certificates will not reload");
+                return;
+            }
+        };
+        tokio::spawn(async move {
+            while hangups.recv().await.is_some() {
+                match store.reload() {
+                    Ok(()) => tracing::info!("SIGHUP: TLS certificate reloaded"),
+                    Err(error) => {
+                        tracing::error!(%error, "SIGHUP: TLS certificate not reloaded; keeping the old one")
+                    }
+                }
+            }
+        });
+    }
+    #[cfg(not(unix))]
+    drop(store);
 }
 
 /// Waits for SIGINT or SIGTERM (Ctrl-C elsewhere); returns its name.
