@@ -320,3 +320,73 @@ async fn sighup_reloads_the_certificate_and_keeps_open_streams() {
     let again = tls::connect(process.addr, &[&old, &new], &[b"h2"]).await;
     assert_eq!(peer_certificate(&again), new.der);
 }
+
+/// `ssehub load` against `process` with `flags`; returns its JSON report.
+fn load_report(process: &ServeProcess, url: &str, flags: &[&str]) -> serde_json::Value {
+    let output = Command::new(env!("CARGO_BIN_EXE_ssehub"))
+        .args(["load", "--url", url, "--token", ADMIN, "--json"])
+        .args([
+            "--connections",
+            "20",
+            "--rate",
+            "400",
+            "--batch",
+            "10",
+            "--duration",
+            "1s",
+            "--drain",
+            "3s",
+            "--server-pid",
+            &process.child.id().to_string(),
+        ])
+        .args(flags)
+        .output()
+        .expect("run ssehub load");
+    assert!(
+        output.status.success(),
+        "load failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("load JSON report")
+}
+
+#[test]
+fn the_load_generator_speaks_tls_and_http2() {
+    let cert = TestCert::new();
+    let (process, dir) = serve_tls(&cert, &[]);
+    let cacert = dir.join("cert.pem").display().to_string();
+    let url = format!("https://localhost:{}", process.addr.port());
+    let plain = ServeProcess::spawn(&["--keep-alive", "0"]);
+    let plain_url = format!("http://{}", plain.addr);
+    for (what, server, url, flags) in [
+        ("HTTP/1.1 over TLS", &process, &url, vec!["--cacert", cacert.as_str()]),
+        (
+            "HTTP/2 over TLS, 3 connections",
+            &process,
+            &url,
+            vec!["--cacert", cacert.as_str(), "--http2-connections", "3"],
+        ),
+        (
+            "h2c, 2 connections",
+            &plain,
+            &plain_url,
+            vec!["--http2-connections", "2"],
+        ),
+    ] {
+        let report = load_report(server, url, &flags);
+        assert_eq!(report["established"], 20, "{what}: {report}");
+        let published = report["published"].as_u64().expect("published");
+        assert!(published > 0, "{what}: {report}");
+        assert_eq!(report["delivered"].as_u64(), Some(published * 20), "{what}: {report}");
+        assert_eq!(report["lost"], 0, "{what}");
+        assert_eq!(report["duplicates"], 0, "{what}");
+        assert_eq!(report["stream_errors"], 0, "{what}");
+    }
+    // An https:// URL without a certificate to trust is refused up front.
+    let output = Command::new(env!("CARGO_BIN_EXE_ssehub"))
+        .args(["load", "--url", &url, "--token", ADMIN, "--duration", "1s"])
+        .output()
+        .expect("run ssehub load");
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("--cacert"));
+}

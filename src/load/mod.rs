@@ -20,7 +20,11 @@
 //! The transport is a raw tokio `TcpStream` with a hand-written HTTP/1.1
 //! request and chunked/identity body decoding (the private `http1` module):
 //! one task and one 16 KiB buffer per connection, no per-frame allocation in
-//! the transport. Frames are parsed with [`crate::parse::Parser`].
+//! the transport. Frames are parsed with [`crate::parse::Parser`]. An
+//! `https://` URL wraps the same client in TLS (rustls, trusting
+//! `--cacert`); `--http2-connections N` instead spreads the subscriptions as
+//! HTTP/2 streams over N connections through hyper's client (h2 by ALPN
+//! over TLS, h2c with prior knowledge over plain TCP).
 //!
 //! The generator raises its own open-file limit to the hard limit
 //! (`setrlimit(RLIMIT_NOFILE)`), since 1,000+ sockets exceed the usual 1,024.
@@ -61,6 +65,7 @@ mod publisher;
 mod report;
 mod subscriber;
 mod target;
+mod transport;
 
 #[cfg(test)]
 mod end_to_end;
@@ -123,6 +128,15 @@ pub struct LoadArgs {
     /// The server's process id, to report its memory (`/proc/PID/status`).
     #[arg(long)]
     pub server_pid: Option<u32>,
+    /// PEM certificates to trust for an `https://` URL (e.g. the server's
+    /// self-signed certificate). Required for `https://`.
+    #[arg(long)]
+    pub cacert: Option<std::path::PathBuf>,
+    /// Spread the SSE subscriptions over this many HTTP/2 connections (h2
+    /// by ALPN over TLS, h2c with prior knowledge over plain TCP) instead
+    /// of one HTTP/1.1 connection each; 0 = HTTP/1.1.
+    #[arg(long, default_value_t = 0)]
+    pub http2_connections: usize,
     /// Print the report as JSON instead of text.
     #[arg(long)]
     pub json: bool,
@@ -188,7 +202,17 @@ pub async fn run(args: LoadArgs) -> Result<Report, LoadError> {
             "--rate must be 0 or positive".into(),
         ));
     }
-    let target = Target::resolve(&args.url).await?;
+    let mut target = Target::resolve(&args.url).await?;
+    if target.https {
+        let cacert = args.cacert.as_deref().ok_or_else(|| {
+            LoadError::InvalidArgs("an https:// URL needs --cacert PATH".into())
+        })?;
+        target.tls = Some(transport::TlsClient::new(cacert, &target.host)?);
+    }
+    if args.http2_connections > 0 {
+        let pool = transport::H2Pool::connect(&target, args.http2_connections).await?;
+        target.h2 = Some(Arc::new(pool));
+    }
     if let Some((soft, _)) = raise_fd_limit() {
         if soft < args.connections + 64 {
             eprintln!(
