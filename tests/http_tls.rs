@@ -359,7 +359,12 @@ fn the_load_generator_speaks_tls_and_http2() {
     let plain = ServeProcess::spawn(&["--keep-alive", "0"]);
     let plain_url = format!("http://{}", plain.addr);
     for (what, server, url, flags) in [
-        ("HTTP/1.1 over TLS", &process, &url, vec!["--cacert", cacert.as_str()]),
+        (
+            "HTTP/1.1 over TLS",
+            &process,
+            &url,
+            vec!["--cacert", cacert.as_str()],
+        ),
         (
             "HTTP/2 over TLS, 3 connections",
             &process,
@@ -377,7 +382,11 @@ fn the_load_generator_speaks_tls_and_http2() {
         assert_eq!(report["established"], 20, "{what}: {report}");
         let published = report["published"].as_u64().expect("published");
         assert!(published > 0, "{what}: {report}");
-        assert_eq!(report["delivered"].as_u64(), Some(published * 20), "{what}: {report}");
+        assert_eq!(
+            report["delivered"].as_u64(),
+            Some(published * 20),
+            "{what}: {report}"
+        );
         assert_eq!(report["lost"], 0, "{what}");
         assert_eq!(report["duplicates"], 0, "{what}");
         assert_eq!(report["stream_errors"], 0, "{what}");

@@ -204,9 +204,10 @@ pub async fn run(args: LoadArgs) -> Result<Report, LoadError> {
     }
     let mut target = Target::resolve(&args.url).await?;
     if target.https {
-        let cacert = args.cacert.as_deref().ok_or_else(|| {
-            LoadError::InvalidArgs("an https:// URL needs --cacert PATH".into())
-        })?;
+        let cacert = args
+            .cacert
+            .as_deref()
+            .ok_or_else(|| LoadError::InvalidArgs("an https:// URL needs --cacert PATH".into()))?;
         target.tls = Some(transport::TlsClient::new(cacert, &target.host)?);
     }
     if args.http2_connections > 0 {

@@ -12,8 +12,8 @@ use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use hdrhistogram::Histogram;
-use parking_lot::Mutex;
 use http_body_util::BodyExt;
+use parking_lot::Mutex;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::watch;
 
@@ -236,7 +236,11 @@ pub(crate) async fn connect(
             .open(&format!("{}/events{query}", target.path_prefix))
             .await?;
         // HTTP/2 frames the body itself: the bytes are the stream.
-        return Ok((Source::H2(body), BodyDecoder::new(Framing::Close), Vec::new()));
+        return Ok((
+            Source::H2(body),
+            BodyDecoder::new(Framing::Close),
+            Vec::new(),
+        ));
     }
     let mut stream = transport::connect(target)
         .await

@@ -51,7 +51,8 @@ impl TlsClient {
     /// A client trusting only the PEM certificates in `cacert`, verifying
     /// the server as `host`.
     pub(crate) fn new(cacert: &std::path::Path, host: &str) -> Result<TlsClient, LoadError> {
-        let bad = |why: String| LoadError::InvalidArgs(format!("--cacert {}: {why}", cacert.display()));
+        let bad =
+            |why: String| LoadError::InvalidArgs(format!("--cacert {}: {why}", cacert.display()));
         let mut roots = rustls::RootCertStore::empty();
         for cert in CertificateDer::pem_file_iter(cacert).map_err(|e| bad(e.to_string()))? {
             roots
@@ -193,7 +194,11 @@ impl H2Pool {
             };
             senders.push(sender);
         }
-        let scheme = if target.tls.is_some() { "https" } else { "http" };
+        let scheme = if target.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
         Ok(H2Pool {
             senders,
             next: AtomicUsize::new(0),
