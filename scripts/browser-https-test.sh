@@ -47,7 +47,8 @@ trap cleanup EXIT
 log "making a self-signed certificate for localhost"
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
     -keyout "$workdir/key.pem" -out "$workdir/cert.pem" -days 1 \
-    -subj "/CN=localhost" -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" 2>/dev/null
+    -subj "/CN=localhost" -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" \
+    -addext "basicConstraints=critical,CA:FALSE" 2>/dev/null
 
 token="browser-https-test-$RANDOM$RANDOM"
 cargo run --release --quiet --bin ssehub -- serve \

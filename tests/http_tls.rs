@@ -399,3 +399,43 @@ fn the_load_generator_speaks_tls_and_http2() {
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("--cacert"));
 }
+
+#[tokio::test]
+async fn http2_keep_alive_subscriber_limit_and_shutdown_behave_as_on_http1() {
+    let cert = TestCert::new();
+    // Keep-alive on (serve_tls turns it off).
+    let (cert_path, key_path) = cert.write_to(&tls::temp_dir("keep-alive"));
+    let (cert_path, key_path) = (
+        cert_path.display().to_string(),
+        key_path.display().to_string(),
+    );
+    let process = ServeProcess::spawn(&[
+        "--tls-cert",
+        &cert_path,
+        "--tls-key",
+        &key_path,
+        "--keep-alive",
+        "200ms",
+        "--max-subscribers",
+        "1",
+    ]);
+    let h2 = h2_over_tls(&process, &cert).await;
+    let mut stream = subscribe(&h2, "").await;
+    // An idle stream gets keep-alive comments.
+    stream.read_until(":\n\n").await;
+    // The subscriber limit: 503 with Retry-After and the envelope.
+    let refused = h2.request(Method::GET, "/events", &[], Bytes::new()).await;
+    assert_eq!(refused.status(), 503);
+    assert_eq!(refused.headers()["retry-after"], "1");
+    let body = refused
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
+    let json: serde_json::Value = serde_json::from_slice(&body).expect("envelope");
+    assert_eq!(json["errorCode"], "too_many_subscribers");
+    // SIGTERM ends the stream with its final comment.
+    process.signal("TERM");
+    assert!(stream.read_to_end().await.ends_with(": end shutdown\n\n"));
+}

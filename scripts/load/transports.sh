@@ -4,17 +4,19 @@
 # connections — same load parameters, runs interleaved REPEAT times, medians.
 #
 #   scripts/load/transports.sh [CONNECTIONS] [RATE] [BATCH] [DURATION]
-#   (defaults 1000 10000 50 8s; REPEAT=3)
+#   (defaults 1000 1000 50 8s; REPEAT=3; HTTP2_MAX_STREAMS=256 and
+#   SERVE_FLAGS="..." for the server)
 #
 # Builds release, makes a self-signed certificate (openssl), then for each
 # run starts `ssehub serve` on a loopback port, runs `ssehub load` against it
 # with --json and --server-pid, reads the server's CPU time from /proc, and
-# stops it. Prints the median of each figure per transport. Every wait is
+# stops it. CPU per frame uses the load report's server_cpu_secs: CPU from
+# all connections established to the end of the drain (no TLS handshakes). Prints the median of each figure per transport. Every wait is
 # bounded.
 set -euo pipefail
 
 connections="${1:-1000}"
-rate="${2:-10000}"
+rate="${2:-1000}"
 batch="${3:-50}"
 duration="${4:-8s}"
 repeat="${REPEAT:-3}"
@@ -30,7 +32,8 @@ ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 out="$(mktemp -d)"
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
     -keyout "$out/key.pem" -out "$out/cert.pem" -days 1 \
-    -subj "/CN=localhost" -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" 2>/dev/null
+    -subj "/CN=localhost" -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" \
+    -addext "basicConstraints=critical,CA:FALSE" 2>/dev/null
 
 server_pid=""
 cleanup() {
@@ -52,7 +55,7 @@ run_one() { # name tls(0/1) load-flags...
         tls_flags=(--tls-cert "$out/cert.pem" --tls-key "$out/key.pem")
     fi
     RUST_LOG=warn "$bin" serve --listen "127.0.0.1:$port" --admin-token "$token" \
-        "${tls_flags[@]}" --http2-max-streams 256 >"$out/$name.$run.server.log" 2>&1 &
+        "${tls_flags[@]}" --http2-max-streams "${HTTP2_MAX_STREAMS:-256}" ${SERVE_FLAGS:-} >"$out/$name.$run.server.log" 2>&1 &
     server_pid=$!
     for _ in $(seq 1 150); do
         curl -fsk -m 1 "$scheme://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break
@@ -87,20 +90,21 @@ figure() { # name what
         [[ -s "$json" ]] || continue
         case "$what" in
             cpu) echo "$cpu" ;;
-            ns_per_frame) jq -r --arg cpu "$cpu" 'if .delivered > 0 then ($cpu | tonumber) * 1e9 / .delivered else empty end' "$json" ;;
+            ns_per_frame) jq -r 'if .delivered > 0 and .server_cpu_secs != null then .server_cpu_secs * 1e9 / .delivered else empty end' "$json" ;;
             *) jq -r "$what // empty" "$json" ;;
         esac
-    done | median
+    done | median | awk '{ if ($1 == "-") print "-"; else if ($1 >= 100) printf "%.0f\n", $1; else printf "%.2f\n", $1 }'
 }
 
 echo
-echo "connections=$connections rate=$rate batch=$batch duration=$duration repeat=$repeat (medians) $(nproc) cpus, $(rustc --version), commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+echo "connections=$connections rate=$rate serve flags: ${SERVE_FLAGS:-none} batch=$batch duration=$duration repeat=$repeat (medians) $(nproc) cpus, $(rustc --version), commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
 printf '%-24s' ""; for name in "${names[@]}"; do printf '%14s' "$name"; done; echo
 for row in \
     "established:.established" \
     "delivered frames/s:.delivered_per_sec" \
     "published ev/s:.publish_rate" \
-    "server cpu s:cpu" \
+    "server cpu s (life):cpu" \
+    "server cpu s (stream):.server_cpu_secs" \
     "server cpu ns/frame:ns_per_frame" \
     "latency p50 us:.latency.p50_us" \
     "latency p99 us:.latency.p99_us" \

@@ -115,7 +115,9 @@ pub(crate) async fn serve_connection<S>(
         read: 0,
         stream,
     };
-    serve_hyper(io, peer, fast, app, false).await;
+    // Boxed: hyper's HTTP/1 + HTTP/2 connection state would otherwise sit
+    // inline in every connection's task, streams included (~7 KB each).
+    Box::pin(serve_hyper(io, peer, fast, app, false)).await;
 }
 
 /// Serves a connection with hyper and the router: HTTP/1.1, or HTTP/2 when

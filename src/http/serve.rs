@@ -146,7 +146,9 @@ pub async fn run(args: ServeArgs) -> Result<(), ServeError> {
         tokio::spawn(async move {
             match tls {
                 None => fast::serve_connection(stream, peer, &fast, app).await,
-                Some(acceptor) => serve_tls(&acceptor, stream, peer, &fast, app).await,
+                // Boxed: the TLS state would otherwise enlarge every
+                // plain connection's task too.
+                Some(acceptor) => Box::pin(serve_tls(&acceptor, stream, peer, &fast, app)).await,
             }
             if open_connections.fetch_sub(1, Ordering::AcqRel) == 1 {
                 all_closed.notify_one();
@@ -194,7 +196,7 @@ async fn serve_tls(
         }
     };
     if stream.get_ref().1.alpn_protocol() == Some(ALPN_H2) {
-        fast::serve_hyper(stream, peer, fast, app, true).await;
+        Box::pin(fast::serve_hyper(stream, peer, fast, app, true)).await;
     } else {
         fast::serve_connection(stream, peer, fast, app).await;
     }

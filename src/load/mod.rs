@@ -296,6 +296,7 @@ pub async fn run(args: LoadArgs) -> Result<Report, LoadError> {
     // Let the server finish registering subscriptions whose heads we have.
     tokio::time::sleep(Duration::from_millis(100)).await;
     let rss_connected = args.server_pid.and_then(report::rss_kib);
+    let cpu_connected = args.server_pid.and_then(report::cpu_secs);
 
     // Publish.
     eprintln!(
@@ -357,6 +358,7 @@ pub async fn run(args: LoadArgs) -> Result<Report, LoadError> {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let rss_end = args.server_pid.and_then(report::rss_kib);
+    let cpu_end = args.server_pid.and_then(report::cpu_secs);
     let _ = stop_tx.send(true);
     let conns = collect(tasks).await;
 
@@ -445,6 +447,10 @@ pub async fn run(args: LoadArgs) -> Result<Report, LoadError> {
             end_kib: rss_end.unwrap_or(0),
             per_connection_bytes: (connected as f64 - before as f64) * 1024.0 / established as f64,
         });
+    }
+
+    if let (Some(connected), Some(end)) = (cpu_connected, cpu_end) {
+        report.server_cpu_secs = Some(end - connected);
     }
 
     if args.json {
