@@ -48,7 +48,8 @@ pub struct ServeArgs {
     pub tls_key: Option<std::path::PathBuf>,
 
     /// Most concurrent HTTP/2 streams (SSE subscriptions) per connection.
-    #[arg(long, env = "SSEHUB_HTTP2_MAX_STREAMS", default_value_t = 256)]
+    #[arg(long, env = "SSEHUB_HTTP2_MAX_STREAMS", default_value_t = 256,
+          value_parser = clap::value_parser!(u32).range(1..))]
     pub http2_max_streams: u32,
 
     /// Ring slots (events retained), rounded up to a power of two.
@@ -200,6 +201,11 @@ mod tests {
         assert_eq!(args.max_types, 64);
         assert!(args.cors_origin.is_empty());
         assert!(args.admin_token.is_none());
+        assert_eq!(args.http2_max_streams, 256);
+        assert_eq!(args.jwt_alg, "HS256");
+        assert!(args.jwt_key.is_none() && args.tls_cert.is_none());
+        assert!(Cli::try_parse_from(["serve", "--http2-max-streams", "0"]).is_err());
+        assert!(Cli::try_parse_from(["serve", "--tls-cert", "c.pem"]).is_err());
         let cli =
             Cli::try_parse_from(["serve", "--keep-alive", "0", "--cors-origin", "*"]).unwrap();
         assert_eq!(cli.serve.hub_config().keep_alive, None);
