@@ -28,6 +28,30 @@ pub struct ServeArgs {
     #[arg(long, env = "SSEHUB_SUBSCRIBER_TOKEN", hide_env_values = true)]
     pub subscriber_token: Option<String>,
 
+    /// Key for signed subscriber/publisher tokens (JWT): the secret for
+    /// HS256/384/512, or the path of a PEM public key for RS*, PS*, ES*,
+    /// EdDSA. Off when unset.
+    #[arg(long, env = "SSEHUB_JWT_KEY", hide_env_values = true)]
+    pub jwt_key: Option<String>,
+
+    /// The one algorithm signed tokens must use.
+    #[arg(long, env = "SSEHUB_JWT_ALG", default_value = "HS256")]
+    pub jwt_alg: String,
+
+    /// PEM certificate chain: serve HTTPS (ALPN h2 and http/1.1). Needs
+    /// --tls-key. Re-read with the key on SIGHUP.
+    #[arg(long, env = "SSEHUB_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<std::path::PathBuf>,
+
+    /// PEM private key of --tls-cert.
+    #[arg(long, env = "SSEHUB_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<std::path::PathBuf>,
+
+    /// Most concurrent HTTP/2 streams (SSE subscriptions) per connection.
+    #[arg(long, env = "SSEHUB_HTTP2_MAX_STREAMS", default_value_t = 256,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub http2_max_streams: u32,
+
     /// Ring slots (events retained), rounded up to a power of two.
     #[arg(long, env = "SSEHUB_CAPACITY", default_value_t = 4096)]
     pub capacity: usize,
@@ -236,6 +260,11 @@ mod tests {
             assert!(args.redis.is_none());
             assert_eq!(args.redis_prefix, "ssehub");
         }
+        assert_eq!(args.http2_max_streams, 256);
+        assert_eq!(args.jwt_alg, "HS256");
+        assert!(args.jwt_key.is_none() && args.tls_cert.is_none());
+        assert!(Cli::try_parse_from(["serve", "--http2-max-streams", "0"]).is_err());
+        assert!(Cli::try_parse_from(["serve", "--tls-cert", "c.pem"]).is_err());
         let cli =
             Cli::try_parse_from(["serve", "--keep-alive", "0", "--cors-origin", "*"]).unwrap();
         assert_eq!(cli.serve.hub_config().keep_alive, None);

@@ -3,10 +3,12 @@
 //! SIGINT or SIGTERM; the process exits 0 within a second of the signal.
 
 use std::fmt;
+use std::sync::Arc;
 #[cfg(feature = "cluster")]
 use std::time::Duration;
 
-use ssehub::http::{cors_layer, HubRouter};
+use ssehub::http::tls::CertStore;
+use ssehub::http::{cors_layer, HubRouter, JwtKey};
 use ssehub::Hub;
 
 use crate::config::ServeArgs;
@@ -62,6 +64,17 @@ pub async fn run(args: ServeArgs) -> Result<(), ServeError> {
     if !args.cors_origin.is_empty() {
         router = router.cors(cors_layer(&args.cors_origin).map_err(ServeError::Config)?);
     }
+    router = router.http2_max_streams(args.http2_max_streams);
+    if let Some(key) = &args.jwt_key {
+        let key = JwtKey::new(&args.jwt_alg, key).map_err(ServeError::Config)?;
+        router = router.jwt_key(key);
+    }
+    if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
+        let store = Arc::new(CertStore::load(cert, key).map_err(ServeError::Config)?);
+        let acceptor = store.acceptor().map_err(ServeError::Config)?;
+        reload_on_sighup(store);
+        router = router.tls(acceptor);
+    }
     #[cfg(feature = "cluster")]
     if let Some(url) = &args.redis {
         let cluster = start_cluster(&hub, url, &args.redis_prefix)?;
@@ -97,6 +110,35 @@ fn start_cluster(
     let source = RedisSource::new(url, prefix, retention).map_err(ServeError::Config)?;
     tracing::info!(prefix, "cluster mode: following Redis");
     Cluster::start(hub.clone(), std::sync::Arc::new(source)).map_err(ServeError::Config)
+}
+
+/// Re-reads the certificate and key on every SIGHUP, for the life of the
+/// process. Open connections keep their sessions; a failed reload keeps the
+/// old certificate.
+fn reload_on_sighup(store: Arc<CertStore>) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut hangups = match signal(SignalKind::hangup()) {
+            Ok(hangups) => hangups,
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for SIGHUP; certificates will not reload");
+                return;
+            }
+        };
+        tokio::spawn(async move {
+            while hangups.recv().await.is_some() {
+                match store.reload() {
+                    Ok(()) => tracing::info!("SIGHUP: TLS certificate reloaded"),
+                    Err(error) => {
+                        tracing::error!(%error, "SIGHUP: TLS certificate not reloaded; keeping the old one")
+                    }
+                }
+            }
+        });
+    }
+    #[cfg(not(unix))]
+    drop(store);
 }
 
 /// Waits for SIGINT or SIGTERM (Ctrl-C elsewhere); returns its name.

@@ -53,6 +53,8 @@ async fn load_generator_spreads_over_nodes_and_sees_no_loss() {
         server_pid: None,
         json: true,
         per_connection: false,
+        cacert: None,
+        http2_connections: 0,
     };
     let report = ssehub_cli::load::run(args).await.expect("load run");
     assert_eq!(report.established, 30);

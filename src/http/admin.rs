@@ -1,5 +1,8 @@
 //! Admin routes: `POST /admin/events`, `POST /admin/reset`, `GET /admin/stats`.
-//! All need `Authorization: Bearer <admin token>`.
+//! All need `Authorization: Bearer <admin token>`; with a JWT key configured,
+//! `POST /admin/events` also takes a signed token whose `publish` claim
+//! covers every event of the batch (else 403 `forbidden_type`, nothing
+//! published).
 //!
 //! # Publishing
 //!
@@ -35,6 +38,7 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
+use super::access::authorize_publisher;
 use super::auth::check_admin;
 use super::error::ApiError;
 use super::AppState;
@@ -45,12 +49,15 @@ pub(crate) async fn publish(
     State(state): State<AppState>,
     request: Request,
 ) -> Result<Response, ApiError> {
-    check_admin(&state.admin_token, request.headers())?;
+    let grant = authorize_publisher(&state.admin_token, state.jwt.as_deref(), request.headers())?;
     check_json_content_type(request.headers())?;
     let limit = state.limits.max_body_bytes();
     check_declared_length(request.headers(), limit)?;
     let body = read_body(request.into_body(), limit, state.body_timeout).await?;
     let events = parse_events(&body, state.limits.max_batch, state.limits.max_event_bytes)?;
+    if let Some(grant) = &grant {
+        grant.check_publish(&events)?;
+    }
     #[cfg(feature = "cluster")]
     if let Some(cluster) = &state.cluster {
         let ids = cluster.publish(&events).await?;

@@ -9,13 +9,18 @@
 //!
 //! # Admission, in order
 //!
-//! 1. [`check_credentials`]: the subscriber token, from
-//!    `Authorization: Bearer` or `?token=`. One function, so another
-//!    credential scheme (a JWT) slots in beside the token.
+//! 1. The credential ([`access::subscriber_grant`]): the subscriber token,
+//!    or a signed token (JWT) from `Authorization: Bearer`, `?token=` or the
+//!    `ssehub_token` cookie.
 //! 2. The query and `Last-Event-ID` ([`parse_events_query`]): types and the
-//!    resume point.
+//!    resume point; a signed token then fixes the type filter to what it
+//!    grants (403 `forbidden_type` for a type outside it), so replays obey
+//!    it too, at no per-event cost.
 //! 3. [`Hub::subscribe`]: resolves the resume point (410 when gone) and
 //!    enforces the subscriber limit (503).
+//!
+//! A stream opened with a signed token ends at the token's `exp` with
+//! `: end token_expired` ([`Admitted::expires`]).
 //!
 //! A refusal is an [`ApiError`], logged once (`subscribe refused`) by
 //! [`admit`]; the caller only renders it.
@@ -38,14 +43,14 @@
 use std::fmt;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant, SystemTime};
 
 use axum::http::HeaderMap;
 use bytes::Bytes;
 
-use super::auth;
+use super::access;
 use super::error::ApiError;
-use super::query::{parse_events_query, query_token};
+use super::query::parse_events_query;
 use super::AppState;
 use crate::{Delivery, EndReason, Resume, Subscription, KEEP_ALIVE};
 
@@ -56,6 +61,8 @@ pub(crate) const OPENING: &[u8] = b": ok\n\n";
 pub(crate) const CLIENT_CLOSED: &str = "client_closed";
 /// A client that stopped reading was cut off by the write timeout.
 pub(crate) const WRITE_TIMEOUT: &str = "write_timeout";
+/// The signed token that opened the stream expired.
+pub(crate) const TOKEN_EXPIRED: &str = "token_expired";
 
 static CONNECTIONS: AtomicU64 = AtomicU64::new(0);
 
@@ -64,6 +71,9 @@ static CONNECTIONS: AtomicU64 = AtomicU64::new(0);
 pub(crate) struct Admitted {
     pub(crate) subscription: Subscription,
     pub(crate) log: StreamLog,
+    /// When the signed token that opened the stream expires: the stream
+    /// ends then with `: end token_expired`.
+    pub(crate) expires: Option<SystemTime>,
 }
 
 /// The log lines of one stream: opened at admission, closed by
@@ -81,8 +91,15 @@ impl StreamLog {
         peer: Option<SocketAddr>,
         types: &[String],
         resume: &Resume,
+        subject: &str,
     ) -> StreamLog {
-        StreamLog::opened_in(Some(subscription.generation()), peer, types, resume)
+        StreamLog::opened_in(
+            Some(subscription.generation()),
+            peer,
+            types,
+            resume,
+            subject,
+        )
     }
 
     /// Logs `stream opened` for a stream of `generation` (if known yet).
@@ -91,6 +108,7 @@ impl StreamLog {
         peer: Option<SocketAddr>,
         types: &[String],
         resume: &Resume,
+        subject: &str,
     ) -> StreamLog {
         let connection = CONNECTIONS.fetch_add(1, Ordering::Relaxed) + 1;
         tracing::info!(
@@ -99,6 +117,7 @@ impl StreamLog {
             generation,
             types = %Escaped(&types.join(",")),
             resume = %DescribeResume(resume),
+            sub = %Escaped(subject),
             "stream opened"
         );
         StreamLog {
@@ -147,32 +166,57 @@ fn decide(
     headers: &HeaderMap,
     peer: Option<SocketAddr>,
 ) -> Result<Admitted, ApiError> {
-    check_credentials(state, query, headers)?;
-    let parsed = parse_events_query(query, headers, state.hub.config().max_types)?;
-    let types = parsed.options.types.clone();
-    let resume = parsed.options.resume.clone();
-    let subscription = state.hub.subscribe(parsed.options)?;
-    let log = StreamLog::opened(&subscription, peer, &types, &resume);
-    Ok(Admitted { subscription, log })
+    let grant = access::subscriber_grant(
+        state.subscriber_token.as_deref(),
+        state.jwt.as_deref(),
+        headers,
+        query,
+    )?;
+    let mut options = parse_events_query(query, headers, state.hub.config().max_types)?.options;
+    if let Some(grant) = &grant {
+        grant.restrict_subscription(&mut options.types)?;
+    }
+    let types = options.types.clone();
+    let resume = options.resume.clone();
+    let subject = grant.as_ref().map_or("-", |grant| grant.subject_for_log());
+    let subscription = state.hub.subscribe(options)?;
+    let log = StreamLog::opened(&subscription, peer, &types, &resume, subject);
+    Ok(Admitted {
+        subscription,
+        log,
+        expires: grant.and_then(|grant| grant.expires),
+    })
+}
+
+/// The runtime instant of a wall-clock expiry (now if past; what a timer
+/// cannot hold is clamped to a year ahead).
+pub(crate) fn expiry_deadline(at: SystemTime) -> tokio::time::Instant {
+    const YEAR: Duration = Duration::from_secs(365 * 24 * 3600);
+    let left = at
+        .duration_since(SystemTime::now())
+        .unwrap_or(Duration::ZERO)
+        .min(YEAR);
+    tokio::time::Instant::now() + left
 }
 
 /// The credential check of every subscriber-facing route (`/events`, the
-/// live page and its feed): with a subscriber token configured, the request
-/// must carry it (`Authorization: Bearer` or `?token=`); without one,
-/// anyone may subscribe.
+/// live page and its feed); see [`access::subscriber_grant`].
 ///
 /// # Errors
 ///
-/// 401 `unauthorized` for a missing or wrong credential.
+/// 401 for a missing or wrong credential.
 pub(crate) fn check_credentials(
     state: &AppState,
     query: Option<&str>,
     headers: &HeaderMap,
 ) -> Result<(), ApiError> {
-    match &state.subscriber_token {
-        Some(token) => auth::check_subscriber(token, headers, query_token(query).as_deref()),
-        None => Ok(()),
-    }
+    access::subscriber_grant(
+        state.subscriber_token.as_deref(),
+        state.jwt.as_deref(),
+        headers,
+        query,
+    )
+    .map(drop)
 }
 
 /// The wire bytes of one delivery, and the end reason if it was the last.

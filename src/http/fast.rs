@@ -7,9 +7,10 @@
 //! A stream is one response that lives for hours and carries nothing but
 //! pre-encoded bytes. Through hyper each connection keeps a read buffer and
 //! its connection state, and every batch is wrapped in chunked framing.
-//! Here, once the request head is parsed, the stream owns the bare
-//! `TcpStream`: one `write` per batch of frames (the hub's shared `Bytes`,
-//! no framing, no copy), a few hundred bytes of state per idle connection.
+//! Here, once the request head is parsed, the stream owns the bare socket
+//! (TCP, or TLS when ALPN chose HTTP/1.1): one `write` per batch of frames
+//! (the hub's shared `Bytes`, no framing, no copy; over TLS one write and
+//! one flush), a few hundred bytes of state per idle connection.
 //!
 //! # How
 //!
@@ -35,6 +36,11 @@
 //! [`FrontLimits::write_timeout`] on a client that does not read; the
 //! stream's close line then says `write_timeout`.
 //!
+//! HTTP/2 goes to hyper's auto builder: on the plain listener when the
+//! client opens with the preface (h2c with prior knowledge), over TLS when
+//! ALPN chose `h2` ([`serve_h2`]). Each HTTP/2 stream is the router's
+//! `/events` body; a stream's end ends that stream, not the connection.
+//!
 //! The streamed body is byte for byte what the router's `/events` body is:
 //! `: ok` first, then batches, keep-alive comments and a final
 //! `: end <reason>` comment.
@@ -53,13 +59,12 @@ use axum::http::HeaderMap;
 use axum::Router;
 use bytes::Bytes;
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
-use tokio::net::TcpStream;
 use tokio::time::{Instant, Sleep};
 
-use super::admission::{self, Admitted, CLIENT_CLOSED, OPENING, WRITE_TIMEOUT};
+use super::admission::{self, Admitted, CLIENT_CLOSED, OPENING, TOKEN_EXPIRED, WRITE_TIMEOUT};
 use super::events::Refused;
 use super::head::{self, Head, MAX_HEAD};
 use super::response::WriteTimedOut;
@@ -81,6 +86,8 @@ pub(crate) struct FrontLimits {
     pub(crate) head_timeout: Duration,
     /// How long one write may block on a client that does not read.
     pub(crate) write_timeout: Duration,
+    /// Most concurrent streams of one HTTP/2 connection.
+    pub(crate) http2_max_streams: u32,
 }
 
 /// What the front needs to decide a connection the way the router does.
@@ -95,7 +102,10 @@ pub(crate) struct Front {
 }
 
 /// Serves one accepted connection (see the module docs).
-pub(crate) async fn serve_connection(mut stream: TcpStream, peer: SocketAddr, front: &Front) {
+pub(crate) async fn serve_connection<S>(mut stream: S, peer: SocketAddr, front: &Front)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let deadline = Instant::now() + front.limits.head_timeout;
     let mut head = Vec::with_capacity(1024);
     let verdict = match tokio::time::timeout_at(deadline, read_head(&mut stream, &mut head)).await {
@@ -126,7 +136,12 @@ pub(crate) async fn serve_connection(mut stream: TcpStream, peer: SocketAddr, fr
             }
         }
     }
-    serve_with_hyper(stream, peer, front, head, deadline, refused).await;
+    // Boxed: hyper's connection state would otherwise sit inline in every
+    // connection's task, streams included.
+    Box::pin(serve_with_hyper(
+        stream, peer, front, head, deadline, refused,
+    ))
+    .await;
 }
 
 /// Cluster mode: a stream with a resume point is decided against the
@@ -147,7 +162,10 @@ fn needs_cluster_source(_: &Front, _: Option<&str>, _: &HeaderMap) -> bool {
 }
 
 /// Reads until [`head::classify`] decides; `None` if the client closed first.
-async fn read_head(stream: &mut TcpStream, head: &mut Vec<u8>) -> io::Result<Option<Head>> {
+async fn read_head<S: AsyncRead + Unpin>(
+    stream: &mut S,
+    head: &mut Vec<u8>,
+) -> io::Result<Option<Head>> {
     loop {
         let room = (MAX_HEAD - head.len()) as u64;
         if (&mut *stream).take(room).read_buf(head).await? == 0 {
@@ -160,15 +178,19 @@ async fn read_head(stream: &mut TcpStream, head: &mut Vec<u8>) -> io::Result<Opt
     }
 }
 
-/// Hands the connection to hyper, replaying the bytes already read.
-async fn serve_with_hyper(
-    stream: TcpStream,
+/// Hands the connection to hyper, replaying the bytes already read:
+/// HTTP/1.1, or HTTP/2 when the client opened with the HTTP/2 preface (h2c
+/// with prior knowledge, which the head classifier leaves to hyper).
+async fn serve_with_hyper<S>(
+    stream: S,
     peer: SocketAddr,
     front: &Front,
     head: Vec<u8>,
     first_head_deadline: Instant,
     refused: Option<Refused>,
-) {
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let write_timed_out = WriteTimedOut::default();
     let first_head_done = Arc::new(AtomicBool::new(false));
     let io = TokioIo::new(Replay {
@@ -188,16 +210,65 @@ async fn serve_with_hyper(
         first_head_done,
         refused: Mutex::new(refused),
     };
-    let served = hyper::server::conn::http1::Builder::new()
+    serve_hyper(io, service, front, false, peer).await;
+}
+
+/// Serves a connection with hyper's auto builder (HTTP/1.1, or HTTP/2 by
+/// its preface; only HTTP/2 when `h2_only`: TLS chose `h2` by ALPN), with
+/// the front's bounds on heads and streams.
+async fn serve_hyper<I>(
+    io: I,
+    service: WithConnection,
+    front: &Front,
+    h2_only: bool,
+    peer: SocketAddr,
+) where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
         .timer(TokioTimer::new())
         .max_buf_size(MAX_HEAD)
-        .max_header_size(MAX_HEAD)
-        .header_read_timeout(front.limits.head_timeout)
-        .serve_connection(io, service)
-        .await;
-    if let Err(error) = served {
+        .header_read_timeout(front.limits.head_timeout);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(MAX_HEAD as u32)
+        .max_concurrent_streams(front.limits.http2_max_streams);
+    if h2_only {
+        builder = builder.http2_only();
+    }
+    if let Err(error) = builder.serve_connection(io, service).await {
         tracing::debug!(%error, %peer, "connection ended with an error");
     }
+}
+
+/// A TLS connection whose ALPN chose `h2`: straight to hyper's HTTP/2.
+pub(crate) async fn serve_h2<S>(stream: S, peer: SocketAddr, front: &Front)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let write_timed_out = WriteTimedOut::default();
+    let first_head_done = Arc::new(AtomicBool::new(true));
+    let io = TokioIo::new(Replay {
+        prefix: Vec::new(),
+        read: 0,
+        stream,
+        first_head_deadline: None,
+        first_head_done: first_head_done.clone(),
+        write_timeout: front.limits.write_timeout,
+        write_timer: None,
+        write_timed_out: write_timed_out.clone(),
+    });
+    let service = WithConnection {
+        inner: TowerToHyperService::new(front.app.clone()),
+        peer,
+        write_timed_out,
+        first_head_done,
+        refused: Mutex::new(None),
+    };
+    Box::pin(serve_hyper(io, service, front, true, peer)).await;
 }
 
 /// The router as hyper's service, with what the connection knows added to
@@ -238,12 +309,22 @@ impl hyper::service::Service<hyper::Request<Incoming>> for WithConnection {
 
 /// Streams an admitted subscription onto the socket until it ends or the
 /// client goes.
-async fn stream_events(mut stream: TcpStream, admitted: Admitted, write_timeout: Duration) {
+async fn stream_events<S>(mut stream: S, admitted: Admitted, write_timeout: Duration)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
     let Admitted {
         mut subscription,
         log,
+        expires,
     } = admitted;
-    let (mut reader, mut writer) = stream.split();
+    // A signed token's expiry ends the stream; without one, never fires.
+    let expiry = tokio::time::sleep_until(
+        expires
+            .map(admission::expiry_deadline)
+            .unwrap_or_else(|| Instant::now() + Duration::from_secs(365 * 24 * 3600)),
+    );
+    tokio::pin!(expiry);
     let mut probe = [0u8; 64];
     let mut chunks = 0u64;
     let mut reason = CLIENT_CLOSED;
@@ -254,7 +335,12 @@ async fn stream_events(mut stream: TcpStream, admitted: Admitted, write_timeout:
     let mut last = false;
     loop {
         if let Some(bytes) = pending.take() {
-            match tokio::time::timeout(write_timeout, writer.write_all(&bytes)).await {
+            // The flush is a no-op on TCP; over TLS it pushes the record out.
+            let write = async {
+                stream.write_all(&bytes).await?;
+                stream.flush().await
+            };
+            match tokio::time::timeout(write_timeout, write).await {
                 Ok(Ok(())) => chunks += 1,
                 Ok(Err(_)) => break,
                 Err(_) => {
@@ -263,7 +349,7 @@ async fn stream_events(mut stream: TcpStream, admitted: Admitted, write_timeout:
                 }
             }
             if last {
-                let _ = tokio::time::timeout(write_timeout, writer.shutdown()).await;
+                let _ = tokio::time::timeout(write_timeout, stream.shutdown()).await;
                 break;
             }
         }
@@ -276,7 +362,12 @@ async fn stream_events(mut stream: TcpStream, admitted: Admitted, write_timeout:
                 }
                 pending = Some(bytes);
             }
-            read = reader.read(&mut probe) => match read {
+            () = &mut expiry, if expires.is_some() => {
+                reason = TOKEN_EXPIRED;
+                last = true;
+                pending = Some(admission::end_comment(TOKEN_EXPIRED));
+            }
+            read = stream.read(&mut probe) => match read {
                 // The client closed (or reset) its side: the stream is over.
                 Ok(0) | Err(_) => break,
                 // Anything a client sends after its request is ignored.
@@ -290,10 +381,10 @@ async fn stream_events(mut stream: TcpStream, admitted: Admitted, write_timeout:
 /// The socket as hyper sees it: first reads replay bytes already consumed;
 /// reads fail once the first head's budget is spent before hyper has it;
 /// writes fail after blocking for the write timeout.
-struct Replay {
+struct Replay<S> {
     prefix: Vec<u8>,
     read: usize,
-    stream: TcpStream,
+    stream: S,
     first_head_deadline: Option<Pin<Box<Sleep>>>,
     first_head_done: Arc<AtomicBool>,
     write_timeout: Duration,
@@ -301,7 +392,7 @@ struct Replay {
     write_timed_out: WriteTimedOut,
 }
 
-impl Replay {
+impl<S> Replay<S> {
     /// Applies the write timeout to a write-side poll.
     fn bounded<T>(
         &mut self,
@@ -328,7 +419,7 @@ impl Replay {
     }
 }
 
-impl AsyncRead for Replay {
+impl<S: AsyncRead + Unpin> AsyncRead for Replay<S> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -362,7 +453,7 @@ impl AsyncRead for Replay {
     }
 }
 
-impl AsyncWrite for Replay {
+impl<S: AsyncWrite + Unpin> AsyncWrite for Replay<S> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,

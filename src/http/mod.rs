@@ -56,6 +56,7 @@
 //! every other request, and every refusal, is served by this router through
 //! hyper — the same responses either way, each request decided once.
 
+mod access;
 mod admin;
 mod admission;
 mod auth;
@@ -67,6 +68,7 @@ mod events;
 mod fast;
 #[cfg(feature = "server")]
 mod head;
+pub mod jwt;
 mod metrics;
 mod page;
 mod query;
@@ -74,6 +76,8 @@ mod response;
 #[cfg(feature = "server")]
 mod serve;
 mod timestamp;
+#[cfg(feature = "server")]
+pub mod tls;
 
 /// Internals that the fuzz targets and property tests drive directly.
 ///
@@ -100,6 +104,7 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 
 pub use auth::Token;
 pub use error::ApiError;
+pub use jwt::JwtKey;
 pub use response::SseResponse;
 #[cfg(feature = "server")]
 pub use serve::{bind, serve};
@@ -132,6 +137,8 @@ pub(crate) struct AppState {
     pub(crate) hub: Hub,
     pub(crate) admin_token: Arc<Token>,
     pub(crate) subscriber_token: Option<Arc<Token>>,
+    /// Verifies signed tokens (JWT), when configured.
+    pub(crate) jwt: Option<Arc<JwtKey>>,
     pub(crate) limits: Limits,
     /// How long a publish request's body may take to arrive.
     pub(crate) body_timeout: Duration,
@@ -162,6 +169,7 @@ pub struct HubRouter {
     hub: Hub,
     admin_token: Option<Token>,
     subscriber_token: Option<Token>,
+    jwt: Option<JwtKey>,
     limits: Limits,
     body_timeout: Duration,
     cors: Option<CorsLayer>,
@@ -169,6 +177,20 @@ pub struct HubRouter {
     #[cfg(feature = "cluster")]
     cluster: Option<crate::cluster::Cluster>,
     server: ServerLimits,
+    #[cfg(feature = "server")]
+    pub(crate) tls: Option<Tls>,
+}
+
+/// A TLS acceptor as the router keeps it (rustls's has no `Debug`).
+#[cfg(feature = "server")]
+#[derive(Clone)]
+pub(crate) struct Tls(pub(crate) tokio_rustls::TlsAcceptor);
+
+#[cfg(feature = "server")]
+impl std::fmt::Debug for Tls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Tls(..)")
+    }
 }
 
 /// Limits of [`serve`]'s connections (the router alone does not use them).
@@ -181,6 +203,8 @@ pub(crate) struct ServerLimits {
     pub(crate) head_timeout: Duration,
     /// How long one write may block on a client that does not read.
     pub(crate) write_timeout: Duration,
+    /// Most concurrent streams of one HTTP/2 connection.
+    pub(crate) http2_max_streams: u32,
 }
 
 impl HubRouter {
@@ -191,6 +215,7 @@ impl HubRouter {
             hub,
             admin_token: None,
             subscriber_token: None,
+            jwt: None,
             limits: Limits {
                 max_batch: 1000,
                 max_event_bytes,
@@ -202,7 +227,10 @@ impl HubRouter {
                 max_connections: None,
                 head_timeout: Duration::from_secs(10),
                 write_timeout: Duration::from_secs(30),
+                http2_max_streams: 256,
             },
+            #[cfg(feature = "server")]
+            tls: None,
             #[cfg(feature = "cluster")]
             cluster: None,
         }
@@ -286,6 +314,30 @@ impl HubRouter {
         self
     }
 
+    /// [`serve`] only: most concurrent streams (subscriptions) on one
+    /// HTTP/2 connection (default 256).
+    pub fn http2_max_streams(mut self, max: u32) -> HubRouter {
+        self.server.http2_max_streams = max.max(1);
+        self
+    }
+
+    /// [`serve`] only: speak TLS with this acceptor (see [`tls::CertStore`]:
+    /// ALPN `h2` and `http/1.1`, certificates re-read on demand).
+    #[cfg(feature = "server")]
+    pub fn tls(mut self, acceptor: tokio_rustls::TlsAcceptor) -> HubRouter {
+        self.tls = Some(Tls(acceptor));
+        self
+    }
+
+    /// Accepts signed tokens (JWT, see [`jwt`]) for `GET /events` (their
+    /// `subscribe` claim fixes the stream's types) and for
+    /// `POST /admin/events` (their `publish` claim), beside the shared
+    /// subscriber token and the admin token.
+    pub fn jwt_key(mut self, key: JwtKey) -> HubRouter {
+        self.jwt = Some(key);
+        self
+    }
+
     /// The hub this router serves.
     pub fn hub(&self) -> &Hub {
         &self.hub
@@ -329,6 +381,7 @@ impl HubRouter {
             hub: self.hub,
             admin_token: Arc::new(admin_token),
             subscriber_token: self.subscriber_token.map(Arc::new),
+            jwt: self.jwt.map(Arc::new),
             limits: self.limits,
             body_timeout: self.body_timeout,
             #[cfg(feature = "cluster")]

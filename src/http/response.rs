@@ -8,17 +8,21 @@
 //! or the server cut off a client that stopped reading — the `stream
 //! closed` line is logged with the reason.
 
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::SystemTime;
 
 use axum::body::Body;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 
-use super::admission::{self, Admitted, StreamLog, CLIENT_CLOSED, OPENING, WRITE_TIMEOUT};
+use super::admission::{
+    self, Admitted, StreamLog, CLIENT_CLOSED, OPENING, TOKEN_EXPIRED, WRITE_TIMEOUT,
+};
 use crate::Subscription;
 
 /// A `text/event-stream` response carrying one [`Subscription`].
@@ -49,6 +53,7 @@ pub struct SseResponse {
     subscription: Subscription,
     log: Option<StreamLog>,
     write_timed_out: Option<WriteTimedOut>,
+    expires: Option<SystemTime>,
 }
 
 impl SseResponse {
@@ -58,6 +63,7 @@ impl SseResponse {
             subscription,
             log: None,
             write_timed_out: None,
+            expires: None,
         }
     }
 
@@ -68,6 +74,7 @@ impl SseResponse {
             subscription: admitted.subscription,
             log: Some(admitted.log),
             write_timed_out,
+            expires: admitted.expires,
         }
     }
 }
@@ -81,6 +88,9 @@ impl IntoResponse for SseResponse {
             log: self.log,
             write_timed_out: self.write_timed_out,
             chunks: 0,
+            expiry: self
+                .expires
+                .map(|at| Box::pin(tokio::time::sleep_until(admission::expiry_deadline(at)))),
         });
         let mut response = (StatusCode::OK, body).into_response();
         set_stream_headers(response.headers_mut());
@@ -125,6 +135,8 @@ struct EventBody {
     log: Option<StreamLog>,
     write_timed_out: Option<WriteTimedOut>,
     chunks: u64,
+    /// A signed token's expiry: the stream ends then (`: end token_expired`).
+    expiry: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
 impl futures_core::Stream for EventBody {
@@ -137,6 +149,13 @@ impl futures_core::Stream for EventBody {
         if std::mem::take(&mut self.opening) {
             self.chunks += 1;
             return Poll::Ready(Some(Ok(Bytes::from_static(OPENING))));
+        }
+        if let Some(expiry) = &mut self.expiry {
+            if expiry.as_mut().poll(cx).is_ready() {
+                self.finished = Some(TOKEN_EXPIRED);
+                self.chunks += 1;
+                return Poll::Ready(Some(Ok(admission::end_comment(TOKEN_EXPIRED))));
+            }
         }
         let delivery = std::task::ready!(self.subscription.poll_recv(cx));
         let (bytes, end) = admission::wire_bytes(delivery);

@@ -15,6 +15,12 @@
 //! close. Whatever is still open 750 ms later (an idle keep-alive
 //! connection, a client that never reads) is abandoned, so the caller gets
 //! control back within a second.
+//!
+//! With [`HubRouter::tls`] the listener speaks TLS: ALPN `h2` goes to
+//! hyper's HTTP/2 server, `http/1.1` to the same front as plain
+//! connections. The plain listener also serves HTTP/2 with prior knowledge
+//! (h2c). [`HubRouter::http2_max_streams`] bounds the streams of one HTTP/2
+//! connection.
 
 use std::future::Future;
 use std::io;
@@ -27,9 +33,11 @@ use axum::http::StatusCode;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::Notify;
+use tokio_rustls::TlsAcceptor;
 
 use super::error::ApiError;
 use super::fast::{self, Front, FrontLimits};
+use super::tls::ALPN_H2;
 use super::HubRouter;
 
 /// How long open connections get to finish after the shutdown signal.
@@ -89,6 +97,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
     let hub = router.hub().clone();
+    let tls = router.tls.clone();
     let (state, app, cors, limits) = router.into_parts::<()>();
     let max_connections = limits
         .max_connections
@@ -100,6 +109,7 @@ pub async fn serve(
         limits: FrontLimits {
             head_timeout: limits.head_timeout,
             write_timeout: limits.write_timeout,
+            http2_max_streams: limits.http2_max_streams,
         },
     });
     let local = listener.local_addr()?;
@@ -108,7 +118,9 @@ pub async fn serve(
         capacity = hub.config().capacity,
         keep_alive = ?hub.config().keep_alive,
         max_connections,
-        "listening on http://{local}"
+        http2_max_streams = limits.http2_max_streams,
+        "listening on {}://{local}",
+        if tls.is_some() { "https" } else { "http" }
     );
     let open_connections = Arc::new(AtomicUsize::new(0));
     let all_closed = Arc::new(Notify::new());
@@ -137,11 +149,16 @@ pub async fn serve(
             tokio::spawn(refuse(stream));
             continue;
         }
-        let front = front.clone();
+        let (front, tls) = (front.clone(), tls.clone());
         let (open_connections, all_closed) = (open_connections.clone(), all_closed.clone());
         open_connections.fetch_add(1, Ordering::AcqRel);
         tokio::spawn(async move {
-            fast::serve_connection(stream, peer, &front).await;
+            match tls {
+                None => fast::serve_connection(stream, peer, &front).await,
+                // Boxed: the TLS state would otherwise enlarge every plain
+                // connection's task too.
+                Some(tls) => Box::pin(serve_tls(&tls.0, stream, peer, &front)).await,
+            }
             if open_connections.fetch_sub(1, Ordering::AcqRel) == 1 {
                 all_closed.notify_one();
             }
@@ -169,6 +186,28 @@ pub async fn serve(
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The TLS handshake (within the head budget), then HTTP/2 through hyper if
+/// ALPN chose `h2`, else the same front as plain connections.
+async fn serve_tls(acceptor: &TlsAcceptor, stream: TcpStream, peer: SocketAddr, front: &Front) {
+    let handshake = acceptor.accept(stream);
+    let stream = match tokio::time::timeout(front.limits.head_timeout, handshake).await {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(error)) => {
+            tracing::debug!(%error, %peer, "TLS handshake failed");
+            return;
+        }
+        Err(_) => {
+            tracing::debug!(%peer, "TLS handshake timed out");
+            return;
+        }
+    };
+    if stream.get_ref().1.alpn_protocol() == Some(ALPN_H2) {
+        fast::serve_h2(stream, peer, front).await;
+    } else {
+        fast::serve_connection(stream, peer, front).await;
+    }
 }
 
 /// Answers a connection over the limit with a 503 envelope and closes it,

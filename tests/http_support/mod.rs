@@ -264,6 +264,21 @@ pub fn bearer() -> String {
     format!("Bearer {ADMIN}")
 }
 
+impl Stream {
+    /// Wraps a response whose body is read as a stream (any HTTP version).
+    pub fn from_response(response: hyper::Response<Incoming>) -> Stream {
+        let status = response.status();
+        let headers = response.headers().clone();
+        Stream {
+            status,
+            headers,
+            body: response.into_body(),
+            text: String::new(),
+            done: false,
+        }
+    }
+}
+
 /// A streaming response body.
 pub struct Stream {
     pub status: StatusCode,

@@ -136,6 +136,8 @@ fn args(url: String, connections: u64) -> LoadArgs {
         connect_concurrency: 8,
         connect_timeout: Duration::from_secs(5),
         server_pid: Some(std::process::id()),
+        cacert: None,
+        http2_connections: 0,
         json: true,
         per_connection: true,
     }

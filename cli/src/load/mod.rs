@@ -20,7 +20,11 @@
 //! The transport is a raw tokio `TcpStream` with a hand-written HTTP/1.1
 //! request and chunked/identity body decoding (the private `http1` module):
 //! one task and one 16 KiB buffer per connection, no per-frame allocation in
-//! the transport. Frames are parsed with [`crate::parse::Parser`].
+//! the transport. Frames are parsed with [`crate::parse::Parser`]. An
+//! `https://` URL wraps the same client in TLS (rustls, trusting
+//! `--cacert`); `--http2-connections N` instead spreads the subscriptions as
+//! HTTP/2 streams over N connections through hyper's client (h2 by ALPN
+//! over TLS, h2c with prior knowledge over plain TCP).
 //!
 //! The generator raises its own open-file limit to the hard limit
 //! (`setrlimit(RLIMIT_NOFILE)`), since 1,000+ sockets exceed the usual 1,024.
@@ -62,6 +66,7 @@ mod report;
 pub mod soak;
 mod subscriber;
 mod target;
+mod transport;
 
 #[cfg(test)]
 mod end_to_end;
@@ -131,6 +136,15 @@ pub struct LoadArgs {
     /// The server's process id, to report its memory (`/proc/PID/status`).
     #[arg(long)]
     pub server_pid: Option<u32>,
+    /// PEM certificates to trust for an `https://` URL (e.g. the server's
+    /// self-signed certificate). Required for `https://`.
+    #[arg(long)]
+    pub cacert: Option<std::path::PathBuf>,
+    /// Spread the SSE subscriptions over this many HTTP/2 connections (h2
+    /// by ALPN over TLS, h2c with prior knowledge over plain TCP) instead
+    /// of one HTTP/1.1 connection each; 0 = HTTP/1.1.
+    #[arg(long, default_value_t = 0)]
+    pub http2_connections: usize,
     /// Print the report as JSON instead of text.
     #[arg(long)]
     pub json: bool,
@@ -203,7 +217,18 @@ pub async fn run(args: LoadArgs) -> Result<Report, LoadError> {
         .map(str::trim)
         .filter(|url| !url.is_empty())
     {
-        targets.push(Target::resolve(url).await?);
+        let mut target = Target::resolve(url).await?;
+        if target.https {
+            let cacert = args.cacert.as_deref().ok_or_else(|| {
+                LoadError::InvalidArgs("an https:// URL needs --cacert PATH".into())
+            })?;
+            target.tls = Some(transport::TlsClient::new(cacert, &target.host)?);
+        }
+        if args.http2_connections > 0 {
+            let pool = transport::H2Pool::connect(&target, args.http2_connections).await?;
+            target.h2 = Some(Arc::new(pool));
+        }
+        targets.push(target);
     }
     if targets.is_empty() {
         return Err(LoadError::InvalidUrl("no --url".into()));
@@ -290,6 +315,7 @@ pub async fn run(args: LoadArgs) -> Result<Report, LoadError> {
     // Let the server finish registering subscriptions whose heads we have.
     tokio::time::sleep(Duration::from_millis(100)).await;
     let rss_connected = args.server_pid.and_then(report::rss_kib);
+    let cpu_connected = args.server_pid.and_then(report::cpu_secs);
 
     // Publish.
     eprintln!(
@@ -356,6 +382,7 @@ pub async fn run(args: LoadArgs) -> Result<Report, LoadError> {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let rss_end = args.server_pid.and_then(report::rss_kib);
+    let cpu_end = args.server_pid.and_then(report::cpu_secs);
     let _ = stop_tx.send(true);
     let conns = collect(tasks).await;
 
@@ -444,6 +471,10 @@ pub async fn run(args: LoadArgs) -> Result<Report, LoadError> {
             end_kib: rss_end.unwrap_or(0),
             per_connection_bytes: (connected as f64 - before as f64) * 1024.0 / established as f64,
         });
+    }
+
+    if let (Some(connected), Some(end)) = (cpu_connected, cpu_end) {
+        report.server_cpu_secs = Some(end - connected);
     }
 
     if args.json {

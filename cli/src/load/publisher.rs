@@ -13,12 +13,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
 use tokio::time::{timeout, Instant};
 
 use super::http1::{self, BodyDecoder};
 use super::subscriber::{wall_clock_ns, SeqSet, Shared};
 use super::target::Target;
+use super::transport::{self, Socket};
 
 /// Bound on one publish round trip.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
@@ -62,7 +62,7 @@ pub(crate) async fn publish(
     shared: Arc<Shared>,
 ) -> PublishStats {
     let mut stats = PublishStats::default();
-    let mut conn: Option<(TcpStream, Vec<u8>)> = None;
+    let mut conn: Option<(Socket, Vec<u8>)> = None;
     let pad = "x".repeat(plan.pad);
     let mut body = String::new();
     let mut request = Vec::new();
@@ -90,9 +90,8 @@ pub(crate) async fn publish(
             .fetch_add(plan.batch as u64, Ordering::Relaxed);
 
         if conn.is_none() {
-            match TcpStream::connect(target.addr).await {
+            match transport::connect(&target).await {
                 Ok(stream) => {
-                    let _ = stream.set_nodelay(true);
                     conn = Some((stream, Vec::with_capacity(4096)));
                 }
                 Err(error) => {
@@ -174,7 +173,7 @@ pub(crate) async fn publish(
 
 /// Reads one response; returns its status and whether the connection can be
 /// reused.
-async fn read_response(stream: &mut TcpStream, buf: &mut Vec<u8>) -> Result<(u16, bool), String> {
+async fn read_response(stream: &mut Socket, buf: &mut Vec<u8>) -> Result<(u16, bool), String> {
     use tokio::io::AsyncReadExt;
 
     let head = http1::read_head(stream, buf)

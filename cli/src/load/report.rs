@@ -118,6 +118,11 @@ pub struct Report {
     pub bytes_received: u64,
     /// Server memory, with `--server-pid`.
     pub rss: Option<Rss>,
+    /// Server CPU-seconds (user + system) from the moment every connection
+    /// was established to the end of the drain, with `--server-pid`: the
+    /// cost of publishing and delivering, without connecting (TLS
+    /// handshakes included).
+    pub server_cpu_secs: Option<f64>,
     /// One entry per established connection, with `--per-connection`.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub per_connection: Vec<ConnReport>,
@@ -235,6 +240,28 @@ pub(crate) fn rss_kib(pid: u32) -> Option<u64> {
     parse_vm_rss(&status)
 }
 
+/// CPU time (user + system) of process `pid` in seconds, if readable.
+pub(crate) fn cpu_secs(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    #[cfg(unix)]
+    // SAFETY: sysconf only reads a configuration value.
+    let ticks_per_sec = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    #[cfg(not(unix))]
+    let ticks_per_sec = 100;
+    parse_cpu_ticks(&stat).map(|ticks| ticks as f64 / ticks_per_sec.max(1) as f64)
+}
+
+/// `utime + stime` (fields 14 and 15) of a `/proc/PID/stat` line; the
+/// command name (field 2) may hold spaces and parentheses, so fields are
+/// counted after its last `)`.
+fn parse_cpu_ticks(stat: &str) -> Option<u64> {
+    let mut fields = stat.get(stat.rfind(')')? + 1..)?.split_whitespace();
+    // After the name: state is field 3, so utime (14) is the 12th.
+    let utime: u64 = fields.nth(11)?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some(utime + stime)
+}
+
 fn parse_vm_rss(status: &str) -> Option<u64> {
     status
         .lines()
@@ -245,6 +272,14 @@ fn parse_vm_rss(status: &str) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reads_cpu_ticks() {
+        let stat = "42 (a) b) c) S 1 42 42 0 -1 4194560 100 0 0 0 250 17 0 0 20 0 1";
+        assert_eq!(parse_cpu_ticks(stat), Some(267));
+        assert_eq!(parse_cpu_ticks("42 (x"), None);
+        assert!(cpu_secs(std::process::id()).is_some());
+    }
 
     #[test]
     fn reads_vm_rss() {

@@ -12,13 +12,14 @@ use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use hdrhistogram::Histogram;
+use http_body_util::BodyExt;
 use parking_lot::Mutex;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio::sync::watch;
 
-use super::http1::{self, BodyDecoder, HttpError};
+use super::http1::{self, BodyDecoder, Framing, HttpError};
 use super::target::Target;
+use super::transport::{self, Socket};
 use crate::parse::{ItemRef, Parser};
 
 /// Latency samples a connection collects before merging into the histogram.
@@ -189,18 +190,61 @@ pub(crate) fn stream_failed() -> ConnStats {
     ConnStats::new()
 }
 
+/// Where a subscription's body comes from.
+pub(crate) enum Source {
+    /// Its own HTTP/1.1 connection (plain or TLS), read raw.
+    Http1(Socket),
+    /// One stream of a shared HTTP/2 connection.
+    H2(hyper::body::Incoming),
+}
+
+impl Source {
+    /// Appends the next bytes of the body to `pending`; 0 at its end.
+    async fn read(&mut self, scratch: &mut [u8], pending: &mut Vec<u8>) -> Result<usize, String> {
+        match self {
+            Source::Http1(socket) => {
+                let n = socket.read(scratch).await.map_err(|e| e.to_string())?;
+                pending.extend_from_slice(&scratch[..n]);
+                Ok(n)
+            }
+            Source::H2(body) => loop {
+                match body.frame().await {
+                    None => return Ok(0),
+                    Some(Err(error)) => return Err(error.to_string()),
+                    Some(Ok(frame)) => {
+                        if let Ok(data) = frame.into_data() {
+                            if !data.is_empty() {
+                                pending.extend_from_slice(&data);
+                                return Ok(data.len());
+                            }
+                        }
+                    }
+                }
+            },
+        }
+    }
+}
+
 /// Opens the SSE request and reads the response head. `Ok` means the server
 /// answered 200 with an event stream: the subscription exists.
 pub(crate) async fn connect(
     target: &Target,
     query: &str,
-) -> Result<(TcpStream, BodyDecoder, Vec<u8>), String> {
-    let mut stream = TcpStream::connect(target.addr)
+) -> Result<(Source, BodyDecoder, Vec<u8>), String> {
+    if let Some(pool) = &target.h2 {
+        let body = pool
+            .open(&format!("{}/events{query}", target.path_prefix))
+            .await?;
+        // HTTP/2 frames the body itself: the bytes are the stream.
+        return Ok((
+            Source::H2(body),
+            BodyDecoder::new(Framing::Close),
+            Vec::new(),
+        ));
+    }
+    let mut stream = transport::connect(target)
         .await
         .map_err(|e| format!("connect: {e}"))?;
-    stream
-        .set_nodelay(true)
-        .map_err(|e| format!("nodelay: {e}"))?;
     let request = format!(
         "GET {}/events{query} HTTP/1.1\r\nHost: {}\r\nAccept: text/event-stream\r\nCache-Control: no-cache\r\n\r\n",
         target.path_prefix, target.host_header
@@ -221,12 +265,12 @@ pub(crate) async fn connect(
         return Err(format!("content-type {content_type:?}"));
     }
     let framing = head.framing().map_err(|e| e.to_string())?;
-    Ok((stream, BodyDecoder::new(framing), buf))
+    Ok((Source::Http1(stream), BodyDecoder::new(framing), buf))
 }
 
 /// Reads one connection's stream until `stop` turns true or the stream ends.
 pub(crate) async fn stream(
-    mut stream: TcpStream,
+    mut stream: Source,
     mut decoder: BodyDecoder,
     leftover: Vec<u8>,
     shared: Arc<Shared>,
@@ -251,16 +295,15 @@ pub(crate) async fn stream(
                 break Outcome::EndedByServer(conn.last_comment.take());
             }
         }
-        let n = tokio::select! {
+        tokio::select! {
             biased;
             _ = stop.wait_for(|stop| *stop) => break Outcome::Stopped,
-            read = stream.read(&mut buf) => match read {
+            read = stream.read(&mut buf, &mut pending) => match read {
                 Ok(0) => break Outcome::EndedByServer(conn.last_comment.take()),
-                Ok(n) => n,
-                Err(error) => break Outcome::StreamError(error.to_string()),
+                Ok(_) => {}
+                Err(error) => break Outcome::StreamError(error),
             },
-        };
-        pending.extend_from_slice(&buf[..n]);
+        }
     };
     conn.flush();
     if outcome != Outcome::Stopped {

@@ -1,7 +1,8 @@
-//! The server under test: `http://host[:port][/prefix]`, resolved once.
+//! The server under test: `http[s]://host[:port][/prefix]`, resolved once.
 
 use std::net::SocketAddr;
 
+use super::transport::{H2Pool, TlsClient};
 use super::LoadError;
 
 /// A resolved server address and what to put in requests.
@@ -12,13 +13,27 @@ pub(crate) struct Target {
     pub(crate) host_header: String,
     /// A path prefix before `/events` and `/admin/...`, without trailing `/`.
     pub(crate) path_prefix: String,
+    /// The host name (for TLS verification).
+    pub(crate) host: String,
+    /// True for `https://`.
+    pub(crate) https: bool,
+    /// How to speak TLS, for `https://` (set by the driver).
+    pub(crate) tls: Option<TlsClient>,
+    /// HTTP/2 connections the subscriptions use, if any (set by the driver).
+    pub(crate) h2: Option<std::sync::Arc<H2Pool>>,
 }
 
 /// Splits `url` into host and port, host header and path prefix.
 fn split(url: &str) -> Result<(String, u16, String, String), LoadError> {
-    let rest = url
-        .strip_prefix("http://")
-        .ok_or_else(|| LoadError::InvalidUrl(format!("{url}: only http:// is supported")))?;
+    let (rest, default_port) = match (url.strip_prefix("http://"), url.strip_prefix("https://")) {
+        (Some(rest), _) => (rest, 80),
+        (_, Some(rest)) => (rest, 443),
+        _ => {
+            return Err(LoadError::InvalidUrl(format!(
+                "{url}: only http:// and https:// are supported"
+            )))
+        }
+    };
     let (authority, path) = match rest.find('/') {
         Some(at) => (&rest[..at], &rest[at..]),
         None => (rest, ""),
@@ -34,7 +49,7 @@ fn split(url: &str) -> Result<(String, u16, String, String), LoadError> {
                 .map_err(|_| LoadError::InvalidUrl(format!("{url}: bad port")))?;
             (&authority[..at], port)
         }
-        _ => (authority, 80),
+        _ => (authority, default_port),
     };
     let host = host.trim_start_matches('[').trim_end_matches(']');
     if host.is_empty() {
@@ -66,6 +81,10 @@ impl Target {
             addr,
             host_header,
             path_prefix,
+            https: url.starts_with("https://"),
+            host,
+            tls: None,
+            h2: None,
         })
     }
 }
@@ -91,7 +110,8 @@ mod tests {
             parts,
             ("::1".into(), 9000, "[::1]:9000".into(), "/x".into())
         );
-        assert!(split("https://x").is_err());
+        assert_eq!(split("https://x").unwrap().1, 443);
+        assert!(split("ftp://x").is_err());
         assert!(split("http://:80").is_err());
         assert!(split("http://h:99999").is_err());
         assert!(split("http://h/?a=1").is_err());
