@@ -237,6 +237,23 @@ impl Subscription {
         self.generation.token
     }
 
+    /// Ends this subscription because its consumer could not keep up — for
+    /// example a network write to its client timed out. It counts as a
+    /// lagged disconnect in the generation's stats, as one the ring lapped
+    /// does, and every later [`Subscription::recv`] returns
+    /// `End(Lagged)` with the events then waiting. A subscription that has
+    /// already ended is left as it is.
+    pub fn end_lagged(&mut self) {
+        if self.ended.is_some() {
+            return;
+        }
+        self.generation
+            .lagged_disconnects
+            .fetch_add(1, Ordering::Relaxed);
+        let missed = self.generation.ring().head().saturating_sub(self.cursor);
+        self.ended = Some(EndReason::Lagged { missed });
+    }
+
     /// Waits for the next batch, keep-alive or end.
     pub async fn recv(&mut self) -> Delivery {
         std::future::poll_fn(|cx| self.poll_recv(cx)).await

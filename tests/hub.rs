@@ -603,3 +603,20 @@ fn custom_id_lookup_finds_every_retained_id_and_prefers_the_newest() {
         .unwrap();
     assert_eq!(drain_data(&mut sub), ["last"]);
 }
+
+#[tokio::test]
+async fn a_subscriber_ended_as_lagged_counts_once_and_says_what_it_missed() {
+    let hub = Hub::with_config(HubConfig::default().keep_alive(None));
+    let mut subscription = hub.subscribe(SubscribeOptions::live()).unwrap();
+    for n in 0..3 {
+        hub.publish(Event::new("t", n.to_string())).unwrap();
+    }
+    // Its consumer could not keep up (say, a network write timed out).
+    subscription.end_lagged();
+    subscription.end_lagged(); // ending twice counts once
+    assert_eq!(hub.stats().lagged_disconnects, 1);
+    match subscription.recv().await {
+        Delivery::End(EndReason::Lagged { missed }) => assert_eq!(missed, 3),
+        other => panic!("{other:?}"),
+    }
+}

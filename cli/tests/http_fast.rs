@@ -108,13 +108,18 @@ impl Serve {
     }
 
     fn active_subscribers(&self) -> u64 {
+        self.stat("active_subscribers")
+    }
+
+    /// One figure of `GET /admin/stats`.
+    fn stat(&self, name: &str) -> u64 {
         let response = self.request(
             &format!("GET /admin/stats HTTP/1.1\r\nAuthorization: Bearer {TOKEN}"),
             "",
         );
         let body = response.split("\r\n\r\n").nth(1).expect("body");
         let stats: serde_json::Value = serde_json::from_str(body).expect("stats json");
-        stats["active_subscribers"].as_u64().expect("count")
+        stats[name].as_u64().expect("count")
     }
 
     /// Opens a stream with `path` and extra header lines; returns the socket
@@ -433,6 +438,9 @@ fn non_reader_is_cut_off(extra_flags: &[&str], extra_headers: &str) {
                 || line.contains("reason=write_timeout")),
         "{closed:#?}"
     );
+    // A non-reader is a subscriber that could not keep up: it counts as a
+    // lagged disconnect, as one the ring lapped would.
+    assert_eq!(serve.stat("lagged_disconnects"), 1);
     drop(stream);
 }
 

@@ -345,6 +345,7 @@ where
                 Ok(Err(_)) => break,
                 Err(_) => {
                     reason = WRITE_TIMEOUT;
+                    subscription.end_lagged();
                     break;
                 }
             }

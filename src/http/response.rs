@@ -169,11 +169,20 @@ impl futures_core::Stream for EventBody {
 
 impl Drop for EventBody {
     fn drop(&mut self) {
+        let timed_out = self.finished.is_none()
+            && self
+                .write_timed_out
+                .as_ref()
+                .is_some_and(WriteTimedOut::get);
+        if timed_out {
+            // A client that stopped reading could not keep up: lagged.
+            self.subscription.end_lagged();
+        }
         let Some(log) = &self.log else { return };
-        let reason = match (&self.finished, &self.write_timed_out) {
-            (Some(reason), _) => reason,
-            (None, Some(flag)) if flag.get() => WRITE_TIMEOUT,
-            (None, _) => CLIENT_CLOSED,
+        let reason = match &self.finished {
+            Some(reason) => reason,
+            None if timed_out => WRITE_TIMEOUT,
+            None => CLIENT_CLOSED,
         };
         log.closed(reason, self.chunks);
     }
