@@ -1,7 +1,7 @@
 //! ssehub against its in-process peers, each comparison in one group so the
 //! ratio comes from one run.
 //!
-//! Run: `cargo bench --bench hub` (or one group: `cargo bench --bench hub -- fanout`).
+//! Run: `cargo bench -p ssehub --bench hub` (or one group: `cargo bench -p ssehub --bench hub -- fanout`).
 //!
 //! - `publish/*`: ns per event, pre-encoded 128 B frame, through the owned
 //!   `Publisher` (no lock) and the shared `Hub::publish_encoded` (producer
