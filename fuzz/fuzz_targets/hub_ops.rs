@@ -50,7 +50,13 @@ struct Watched {
 }
 
 fuzz_target!(|ops: Vec<Op>| {
-    let hub = Hub::with_config(HubConfig::default().capacity(8).max_bytes(1024).max_event_bytes(256).keep_alive(None));
+    let hub = Hub::with_config(
+        HubConfig::default()
+            .capacity(8)
+            .max_bytes(1024)
+            .max_event_bytes(256)
+            .keep_alive(None),
+    );
     let mut seen_ids: Vec<String> = Vec::new();
     let mut watched: Vec<Watched> = Vec::new();
     for op in ops.into_iter().take(200) {
