@@ -195,3 +195,59 @@ impl fmt::Display for EndReason {
         }
     }
 }
+
+/// Which setting a [`ConfigError`] is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Setting {
+    /// A CORS origin (`--cors-origin`).
+    CorsOrigin,
+    /// The signed-token key or algorithm (`--jwt-key`, `--jwt-alg`).
+    JwtKey,
+    /// The TLS certificate or key (`--tls-cert`, `--tls-key`).
+    Tls,
+    /// The cluster's backend (`--redis`, `--redis-prefix`).
+    Cluster,
+}
+
+impl Setting {
+    fn name(self) -> &'static str {
+        match self {
+            Setting::CorsOrigin => "CORS origin",
+            Setting::JwtKey => "JWT key",
+            Setting::Tls => "TLS certificate",
+            Setting::Cluster => "cluster backend",
+        }
+    }
+}
+
+/// A setting that cannot be used, and why (the reason is for people: it
+/// names the file, value or parse error at fault).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    setting: Setting,
+    reason: String,
+}
+
+impl ConfigError {
+    /// An error about `setting`.
+    pub fn new(setting: Setting, reason: impl Into<String>) -> ConfigError {
+        ConfigError {
+            setting,
+            reason: reason.into(),
+        }
+    }
+
+    /// The setting at fault.
+    pub fn setting(&self) -> Setting {
+        self.setting
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.setting.name(), self.reason)
+    }
+}
+
+impl std::error::Error for ConfigError {}

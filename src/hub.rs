@@ -675,6 +675,7 @@ impl Hub {
     }
 
     /// The current generation (its token, ring and counters).
+    #[cfg(feature = "cluster")]
     pub(crate) fn generation(&self) -> Arc<Generation> {
         self.shared.current.load_full()
     }

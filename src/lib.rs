@@ -164,7 +164,9 @@ pub mod wait;
 #[allow(dead_code)] // the loom models drive the signal directly
 mod wait;
 
-pub use error::{EndReason, EventError, GoneReason, PublishError, SubscribeError};
+pub use error::{
+    ConfigError, EndReason, EventError, GoneReason, PublishError, Setting, SubscribeError,
+};
 pub use frame::{EncodedEvent, Event};
 pub use hub::{
     FollowError, Hub, HubConfig, Position, Published, Publisher, RingStats, Stats, SubscribeOptions,

@@ -20,14 +20,14 @@ pub enum ServeError {
     /// Binding or accepting failed.
     Io(std::io::Error),
     /// A flag's value was unusable.
-    Config(String),
+    Config(ssehub::ConfigError),
 }
 
 impl fmt::Display for ServeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ServeError::Io(error) => write!(f, "i/o error: {error}"),
-            ServeError::Config(message) => f.write_str(message),
+            ServeError::Config(error) => error.fmt(f),
         }
     }
 }

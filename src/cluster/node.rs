@@ -32,6 +32,7 @@ use tokio::sync::Notify;
 
 use super::stream::{self, ClusterStream};
 use super::{EventSource, Lookup, Seen, SourceError, SourceHead, TailRead};
+use crate::error::{ConfigError, Setting};
 use crate::{
     EncodedEvent, Event, FollowError, Hub, PublishError, Published, Publisher, SubscribeError,
     SubscribeOptions,
@@ -136,11 +137,11 @@ impl Cluster {
     ///
     /// # Errors
     ///
-    /// A message if the hub's writer is already taken.
-    pub fn start(hub: Hub, source: Arc<dyn EventSource>) -> Result<Cluster, String> {
-        let publisher = hub
-            .publisher()
-            .ok_or_else(|| "the hub's writer is already taken".to_owned())?;
+    /// When the hub's writer is already taken.
+    pub fn start(hub: Hub, source: Arc<dyn EventSource>) -> Result<Cluster, ConfigError> {
+        let publisher = hub.publisher().ok_or_else(|| {
+            ConfigError::new(Setting::Cluster, "the hub's writer is already taken")
+        })?;
         let inner = Arc::new(Inner {
             hub,
             source,

@@ -58,6 +58,7 @@ use super::{
     Appended, BoxFuture, EventSource, Lookup, Retention, Seen, SourceError, SourceEvent,
     SourceHead, TailRead,
 };
+use crate::error::{ConfigError, Setting};
 use crate::EncodedEvent;
 
 const PRELUDE: &str = include_str!("lua/prelude.lua");
@@ -96,11 +97,16 @@ impl RedisSource {
     ///
     /// # Errors
     ///
-    /// A message if `url` is not a Redis URL.
-    pub fn new(url: &str, prefix: &str, retention: Retention) -> Result<RedisSource, String> {
-        let client = Client::open(url).map_err(|error| format!("invalid --redis URL: {error}"))?;
+    /// When `url` is not a Redis URL or `prefix` not a word.
+    pub fn new(url: &str, prefix: &str, retention: Retention) -> Result<RedisSource, ConfigError> {
+        let client = Client::open(url).map_err(|error| {
+            ConfigError::new(Setting::Cluster, format!("invalid --redis URL: {error}"))
+        })?;
         if prefix.is_empty() || prefix.contains(char::is_whitespace) {
-            return Err("--redis-prefix must be a non-empty word".to_owned());
+            return Err(ConfigError::new(
+                Setting::Cluster,
+                "--redis-prefix must be a non-empty word",
+            ));
         }
         let script = |body: &str| Script::new(&format!("{PRELUDE}\n{body}"));
         Ok(RedisSource {

@@ -34,6 +34,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
 
 use super::error::ApiError;
+use crate::error::{ConfigError, Setting};
 use crate::Event;
 
 /// The key that verifies signed tokens, and the one algorithm it accepts.
@@ -60,7 +61,11 @@ impl JwtKey {
     ///
     /// An unknown algorithm name, an empty secret, an unreadable file or a
     /// PEM that is not a public key of the algorithm's family.
-    pub fn new(algorithm: &str, key: &str) -> Result<JwtKey, String> {
+    pub fn new(algorithm: &str, key: &str) -> Result<JwtKey, ConfigError> {
+        Self::new_from(algorithm, key).map_err(|reason| ConfigError::new(Setting::JwtKey, reason))
+    }
+
+    fn new_from(algorithm: &str, key: &str) -> Result<JwtKey, String> {
         let algorithm: Algorithm = algorithm.trim().parse().map_err(|_| {
             format!(
                 "unknown JWT algorithm {algorithm:?} (HS256, HS384, HS512, RS256, RS384, RS512, \
@@ -90,9 +95,13 @@ impl JwtKey {
     ///
     /// An HMAC algorithm (it has no public key), or a PEM that is not a
     /// public key of the algorithm's family.
-    pub fn from_public_pem(algorithm: Algorithm, pem: &[u8]) -> Result<JwtKey, String> {
-        let decoding = Self::public_key(algorithm, pem)
-            .map_err(|error| format!("unusable JWT key for {algorithm:?}: {error}"))?;
+    pub fn from_public_pem(algorithm: Algorithm, pem: &[u8]) -> Result<JwtKey, ConfigError> {
+        let decoding = Self::public_key(algorithm, pem).map_err(|error| {
+            ConfigError::new(
+                Setting::JwtKey,
+                format!("unusable JWT key for {algorithm:?}: {error}"),
+            )
+        })?;
         Ok(JwtKey::with_decoding_key(algorithm, decoding))
     }
 

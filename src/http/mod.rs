@@ -109,6 +109,7 @@ pub use response::SseResponse;
 #[cfg(feature = "server")]
 pub use serve::{bind, serve};
 
+use crate::error::{ConfigError, Setting};
 use crate::Hub;
 
 /// Request limits enforced by the router itself.
@@ -417,7 +418,7 @@ impl HubRouter {
 /// # Errors
 ///
 /// The first origin that is not a valid header value.
-pub fn cors_layer<I, S>(origins: I) -> Result<CorsLayer, String>
+pub fn cors_layer<I, S>(origins: I) -> Result<CorsLayer, ConfigError>
 where
     I: IntoIterator<Item = S>,
     S: AsRef<str>,
@@ -429,10 +430,9 @@ where
         if origin == "*" {
             any = true;
         } else {
-            list.push(
-                HeaderValue::from_str(origin)
-                    .map_err(|_| format!("invalid CORS origin {origin:?}"))?,
-            );
+            list.push(HeaderValue::from_str(origin).map_err(|_| {
+                ConfigError::new(Setting::CorsOrigin, format!("invalid origin {origin:?}"))
+            })?);
         }
     }
     let allow = if any {

@@ -28,6 +28,8 @@ use rustls::sign::CertifiedKey;
 use rustls::ServerConfig;
 use tokio_rustls::TlsAcceptor;
 
+use crate::error::{ConfigError, Setting};
+
 /// The ALPN protocol id of HTTP/2.
 pub const ALPN_H2: &[u8] = b"h2";
 /// The ALPN protocol id of HTTP/1.1.
@@ -53,10 +55,11 @@ impl CertStore {
     pub fn load(
         cert_path: impl AsRef<Path>,
         key_path: impl AsRef<Path>,
-    ) -> Result<CertStore, String> {
+    ) -> Result<CertStore, ConfigError> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let (cert_path, key_path) = (cert_path.as_ref(), key_path.as_ref());
-        let certified = read_certified_key(cert_path, key_path, &provider)?;
+        let certified = read_certified_key(cert_path, key_path, &provider)
+            .map_err(|reason| ConfigError::new(Setting::Tls, reason))?;
         Ok(CertStore {
             cert_path: cert_path.to_owned(),
             key_path: key_path.to_owned(),
@@ -71,8 +74,9 @@ impl CertStore {
     /// # Errors
     ///
     /// As [`CertStore::load`].
-    pub fn reload(&self) -> Result<(), String> {
-        let certified = read_certified_key(&self.cert_path, &self.key_path, &self.provider)?;
+    pub fn reload(&self) -> Result<(), ConfigError> {
+        let certified = read_certified_key(&self.cert_path, &self.key_path, &self.provider)
+            .map_err(|reason| ConfigError::new(Setting::Tls, reason))?;
         self.current.store(Arc::new(certified));
         Ok(())
     }
@@ -83,10 +87,10 @@ impl CertStore {
     /// # Errors
     ///
     /// When the provider supports no safe protocol version (it does).
-    pub fn acceptor(self: &Arc<Self>) -> Result<TlsAcceptor, String> {
+    pub fn acceptor(self: &Arc<Self>) -> Result<TlsAcceptor, ConfigError> {
         let mut config = ServerConfig::builder_with_provider(self.provider.clone())
             .with_safe_default_protocol_versions()
-            .map_err(|error| format!("TLS configuration: {error}"))?
+            .map_err(|error| ConfigError::new(Setting::Tls, format!("configuration: {error}")))?
             .with_no_client_auth()
             .with_cert_resolver(self.clone());
         config.alpn_protocols = vec![ALPN_H2.to_vec(), ALPN_HTTP1.to_vec()];
