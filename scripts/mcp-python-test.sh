@@ -17,7 +17,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-TARGET="${CARGO_TARGET_DIR:-target}"
+# Absolute: the test itself runs from scripts/mcp.
+TARGET="$(realpath -m "${CARGO_TARGET_DIR:-target}")"
 VENV="$TARGET/mcp-venv"
 MCP_SPEC='mcp>=2.3,<3'
 
