@@ -569,3 +569,108 @@ async fn the_sub_claim_goes_into_the_stream_log_line() {
         .expect("a stream opened line");
     assert!(line.contains("alice-42"), "{line}");
 }
+
+/// An RSA key pair made by the `openssl` command (rcgen cannot generate RSA
+/// keys): the private key as PKCS#8 PEM and the public key as SPKI PEM, the
+/// forms `openssl genpkey` / `openssl pkey -pubout` write and operators use.
+/// `None` (test skipped, with a note) when `openssl` cannot run, except with
+/// `CI=true`, where that fails the test (`.ci/run` installs it).
+fn openssl_rsa_pair() -> Option<(String, String)> {
+    let run = |args: &[&str], input: Option<&[u8]>| -> Result<Vec<u8>, String> {
+        use std::io::Write;
+        use std::process::{Command, Stdio};
+        let mut child = Command::new("openssl")
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|error| format!("openssl {args:?}: {error}"))?;
+        let mut stdin = child.stdin.take().expect("piped stdin");
+        if let Some(input) = input {
+            stdin.write_all(input).map_err(|error| error.to_string())?;
+        }
+        drop(stdin);
+        let output = child
+            .wait_with_output()
+            .map_err(|error| error.to_string())?;
+        if !output.status.success() {
+            return Err(format!(
+                "openssl {args:?}: {}",
+                String::from_utf8_lossy(&output.stderr)
+            ));
+        }
+        Ok(output.stdout)
+    };
+    let pair = run(
+        &[
+            "genpkey",
+            "-algorithm",
+            "RSA",
+            "-pkeyopt",
+            "rsa_keygen_bits:2048",
+        ],
+        None,
+    )
+    .and_then(|private| Ok((run(&["pkey", "-pubout"], Some(&private))?, private)));
+    match pair {
+        Ok((public, private)) => Some((
+            String::from_utf8(private).expect("PEM is ASCII"),
+            String::from_utf8(public).expect("PEM is ASCII"),
+        )),
+        Err(message) if std::env::var("CI").is_ok_and(|ci| ci == "true") => {
+            panic!("CI=true and openssl cannot make an RSA key: {message}")
+        }
+        Err(message) => {
+            eprintln!("skipping: openssl cannot make an RSA key: {message}");
+            None
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_pem_public_key_verifies_rs256_and_refuses_other_algorithms() {
+    let Some((private, public_pem)) = openssl_rsa_pair() else {
+        return;
+    };
+    let signing = EncodingKey::from_rsa_pem(private.as_bytes()).expect("RSA signing key");
+    let setup = KeySetup::Public(Algorithm::RS256, "RS256", public_pem.clone());
+    for server in both(&setup, None).await {
+        let remote = server.remote();
+        let good = sign_with(
+            Algorithm::RS256,
+            &signing,
+            json!({ "exp": now() + 60, "subscribe": ["a"] }),
+        );
+        let mut stream = remote.subscribe(&format!("?token={good}"), &[]).await;
+        remote.publish_ok(r#"{"type":"b","n":0}"#).await;
+        remote.publish_ok(r#"{"type":"a","n":1}"#).await;
+        let seen = stream.read_until(r#""n":1"#).await;
+        assert!(
+            !seen.contains(r#""n":0"#),
+            "{}: an RS256 token for `a` received a `b` event: {seen}",
+            server.name()
+        );
+        // The same key signing PS256 (another RSA algorithm) is not the
+        // configured algorithm: refused.
+        let other_alg = sign_with(
+            Algorithm::PS256,
+            &signing,
+            json!({ "exp": now() + 60, "subscribe": ["*"] }),
+        );
+        assert_invalid_token(
+            &remote.get(&format!("/events?token={other_alg}")).await,
+            &format!("{} PS256 against RS256", server.name()),
+        );
+        // HS256 "signed" with the public key's text: refused.
+        let confused = sign_with(
+            Algorithm::HS256,
+            &EncodingKey::from_secret(public_pem.as_bytes()).expect("hmac key"),
+            json!({ "exp": now() + 60, "subscribe": ["*"] }),
+        );
+        assert_invalid_token(
+            &remote.get(&format!("/events?token={confused}")).await,
+            &format!("{} HS256 with the RSA public key", server.name()),
+        );
+    }
+}
