@@ -500,6 +500,36 @@ fn a_dribbled_head_is_cut_off_within_one_head_budget() {
 }
 
 #[test]
+fn a_silent_connection_is_closed_after_the_head_timeout() {
+    let serve = Serve::start(&["--head-timeout", "1s"]);
+    let started = Instant::now();
+    let mut stream = serve.connect();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(6)))
+        .expect("timeout");
+    let mut buf = [0u8; 256];
+    // The server sends nothing and closes (EOF or reset); a read timing out
+    // means it kept the connection for 6 s on a 1 s budget.
+    let read = stream.read(&mut buf);
+    let took = started.elapsed();
+    match read {
+        Ok(0) => {}
+        Ok(n) => panic!("the server answered a silent connection: {:?}", &buf[..n]),
+        Err(error) => assert!(
+            !matches!(
+                error.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ),
+            "a silent connection was held {took:?} (budget 1 s)"
+        ),
+    }
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_secs(4),
+        "a silent connection was closed {took:?} after connecting (budget 1 s)"
+    );
+}
+
+#[test]
 fn connections_over_the_cap_get_a_clean_503() {
     let serve = Serve::start(&["--max-connections", "2"]);
     let first = serve.connect();

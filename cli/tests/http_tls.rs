@@ -444,3 +444,57 @@ async fn http2_keep_alive_subscriber_limit_and_shutdown_behave_as_on_http1() {
     process.signal("TERM");
     assert!(stream.read_to_end().await.ends_with(": end shutdown\n\n"));
 }
+
+/// Reads until the server closes `stream` (EOF or reset); returns how long
+/// after `since` that was, or panics once `limit` after `since` has passed.
+async fn closed_after(
+    stream: &mut tokio::net::TcpStream,
+    since: Instant,
+    limit: Duration,
+) -> Duration {
+    use tokio::io::AsyncReadExt;
+    let mut buf = [0u8; 1024];
+    loop {
+        match tokio::time::timeout_at((since + limit).into(), stream.read(&mut buf)).await {
+            Err(_) => panic!("the server kept a stalled TLS handshake open for {limit:?}"),
+            Ok(Ok(0)) | Ok(Err(_)) => return since.elapsed(),
+            // A TLS alert may come before the close; keep reading.
+            Ok(Ok(_)) => {}
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_silent_or_stalled_tls_handshake_is_closed_after_the_head_timeout() {
+    use tokio::io::AsyncWriteExt;
+    let cert = TestCert::new();
+    let (process, _dir) = serve_tls(&cert, &["--head-timeout", "1s"]);
+    // Nothing sent at all.
+    let silent_since = Instant::now();
+    let mut silent = tokio::net::TcpStream::connect(process.addr)
+        .await
+        .expect("connect");
+    // The first bytes of a ClientHello record (handshake, TLS 1.0 record
+    // version, 512 bytes announced), then nothing more.
+    let stalled_since = Instant::now();
+    let mut stalled = tokio::net::TcpStream::connect(process.addr)
+        .await
+        .expect("connect");
+    stalled
+        .write_all(&[0x16, 0x03, 0x01, 0x02, 0x00, 0x01])
+        .await
+        .expect("write");
+    for (name, stream, since) in [
+        ("silent", &mut silent, silent_since),
+        ("stalled", &mut stalled, stalled_since),
+    ] {
+        let took = closed_after(stream, since, Duration::from_secs(6)).await;
+        assert!(
+            took >= Duration::from_millis(900),
+            "{name}: closed {took:?} after connecting, before the 1 s head timeout"
+        );
+    }
+    // The server keeps serving complete handshakes.
+    let h2 = h2_over_tls(&process, &cert).await;
+    assert_eq!(admin(&h2, Method::GET, "/admin/stats").await, 200);
+}
