@@ -86,7 +86,8 @@ pub struct ServeArgs {
     pub max_connections: Option<usize>,
 
     /// Time a client has to send a request head (from connect to its blank
-    /// line); a slower client is disconnected.
+    /// line); a slower client is disconnected. Also how long a connection
+    /// may stay open with no request or stream in progress.
     #[arg(long, env = "SSEHUB_HEAD_TIMEOUT", default_value = "10s", value_parser = parse_timeout)]
     pub head_timeout: Duration,
 

@@ -498,3 +498,36 @@ async fn a_silent_or_stalled_tls_handshake_is_closed_after_the_head_timeout() {
     let h2 = h2_over_tls(&process, &cert).await;
     assert_eq!(admin(&h2, Method::GET, "/admin/stats").await, 200);
 }
+
+#[tokio::test]
+async fn an_idle_http2_connection_is_closed_after_the_head_timeout_but_not_one_with_a_stream() {
+    let cert = TestCert::new();
+    let (process, _dir) = serve_tls(&cert, &["--head-timeout", "1s"]);
+    let idle = h2_over_tls(&process, &cert).await;
+    let busy = h2_over_tls(&process, &cert).await;
+    let mut stream = subscribe(&busy, "").await;
+    assert_eq!(admin(&idle, Method::GET, "/admin/stats").await, 200);
+    let last_request_ended = Instant::now();
+    let deadline = last_request_ended + Duration::from_secs(5);
+    while !idle.sender.is_closed() {
+        assert!(
+            Instant::now() < deadline,
+            "an idle HTTP/2 connection was kept 5 s on a 1 s budget"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let took = last_request_ended.elapsed();
+    assert!(
+        took >= Duration::from_millis(900),
+        "closed {took:?} after its last request, before the 1 s budget"
+    );
+    // Three budgets later the connection with an open stream still serves
+    // it, and takes new requests.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        !busy.sender.is_closed(),
+        "a connection with a stream was closed"
+    );
+    busy.publish(r#"{"type":"t","n":1}"#).await;
+    stream.read_until(r#""n":1"#).await;
+}

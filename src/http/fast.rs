@@ -40,6 +40,9 @@
 //! client opens with the preface (h2c with prior knowledge), over TLS when
 //! ALPN chose `h2` ([`serve_h2`]). Each HTTP/2 stream is the router's
 //! `/events` body; a stream's end ends that stream, not the connection.
+//! A connection hyper serves is shut down gracefully once it has had no
+//! request in progress for the head budget (`idle.rs`): HTTP/2 has no
+//! header timeout of its own to close an idle connection.
 //!
 //! The streamed body is byte for byte what the router's `/events` body is:
 //! `: ok` first, then batches, keep-alive comments and a final
@@ -67,6 +70,7 @@ use tokio::time::{Instant, Sleep};
 use super::admission::{self, Admitted, CLIENT_CLOSED, OPENING, TOKEN_EXPIRED, WRITE_TIMEOUT};
 use super::events::Refused;
 use super::head::{self, Head, MAX_HEAD};
+use super::idle::{self, Activity};
 use super::response::WriteTimedOut;
 use super::AppState;
 
@@ -209,6 +213,7 @@ async fn serve_with_hyper<S>(
         write_timed_out,
         first_head_done,
         refused: Mutex::new(refused),
+        activity: Activity::new(),
     };
     serve_hyper(io, service, front, false, peer).await;
 }
@@ -239,7 +244,18 @@ async fn serve_hyper<I>(
     if h2_only {
         builder = builder.http2_only();
     }
-    if let Err(error) = builder.serve_connection(io, service).await {
+    let activity = service.activity.clone();
+    let connection = builder.serve_connection(io, service);
+    let mut connection = std::pin::pin!(connection);
+    let result = tokio::select! {
+        result = connection.as_mut() => result,
+        () = activity.idle_for(front.limits.head_timeout) => {
+            tracing::debug!(%peer, "idle connection closed");
+            connection.as_mut().graceful_shutdown();
+            connection.await
+        }
+    };
+    if let Err(error) = result {
         tracing::debug!(%error, %peer, "connection ended with an error");
     }
 }
@@ -267,6 +283,7 @@ where
         write_timed_out,
         first_head_done,
         refused: Mutex::new(None),
+        activity: Activity::new(),
     };
     Box::pin(serve_hyper(io, service, front, true, peer)).await;
 }
@@ -280,6 +297,8 @@ struct WithConnection {
     write_timed_out: WriteTimedOut,
     first_head_done: Arc<AtomicBool>,
     refused: Mutex<Option<Refused>>,
+    /// Requests in progress, for closing the connection once idle.
+    activity: Arc<Activity>,
 }
 
 impl hyper::service::Service<hyper::Request<Incoming>> for WithConnection {
@@ -288,8 +307,7 @@ impl hyper::service::Service<hyper::Request<Incoming>> for WithConnection {
     >>::Response;
     type Error =
         <TowerToHyperService<Router> as hyper::service::Service<hyper::Request<Incoming>>>::Error;
-    type Future =
-        <TowerToHyperService<Router> as hyper::service::Service<hyper::Request<Incoming>>>::Future;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
 
     fn call(&self, mut request: hyper::Request<Incoming>) -> Self::Future {
         self.first_head_done.store(true, Ordering::Relaxed);
@@ -303,7 +321,12 @@ impl hyper::service::Service<hyper::Request<Incoming>> for WithConnection {
         if let Some(refused) = refused {
             extensions.insert(refused);
         }
-        self.inner.call(request)
+        let in_progress = self.activity.begin();
+        let response = self.inner.call(request);
+        Box::pin(async move {
+            let response = response.await?;
+            Ok(response.map(|body| idle::tracked(body, in_progress)))
+        })
     }
 }
 

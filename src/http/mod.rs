@@ -68,6 +68,8 @@ mod events;
 mod fast;
 #[cfg(feature = "server")]
 mod head;
+#[cfg(feature = "server")]
+mod idle;
 pub mod jwt;
 mod metrics;
 mod page;
@@ -302,7 +304,9 @@ impl HubRouter {
 
     /// [`serve`] only: the time a client has to send a request head, from
     /// accept to its blank line, on either path (default 10 s). A client
-    /// that takes longer is disconnected.
+    /// that takes longer is disconnected. The same budget closes a
+    /// connection with no request in progress (an idle keep-alive or
+    /// HTTP/2 connection; HTTP/2 gets a `GOAWAY`).
     pub fn head_timeout(mut self, timeout: Duration) -> HubRouter {
         self.server.head_timeout = timeout;
         self
