@@ -151,6 +151,63 @@ fn custom_ids_resume_and_reserved_shapes_are_refused() {
     );
 }
 
+/// Ids of every frame available now (panics on an end).
+fn drain_ids(subscription: &mut ssehub::Subscription) -> Vec<String> {
+    let mut ids = Vec::new();
+    while let Some(delivery) = subscription.try_recv() {
+        match delivery {
+            Delivery::Batch(batch) => {
+                for frame in batch.frames() {
+                    let text = std::str::from_utf8(frame).unwrap();
+                    let id = text.lines().find_map(|line| line.strip_prefix("id: "));
+                    ids.push(id.unwrap().to_owned());
+                }
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    ids
+}
+
+/// Found by the `hub_ops` fuzz target, whose checker took any 16-character
+/// prefix for an auto id's generation token: ids close to the reserved
+/// `<16 lowercase hex digits>-<number>` shape but not of it are caller ids —
+/// accepted, delivered verbatim, resumable — and the auto ids around them
+/// keep counting by sequence. (Uppercase hex is of the reserved shape.)
+#[test]
+fn ids_close_to_the_auto_id_shape_are_caller_ids() {
+    let hub = hub_with(16);
+    let mut live = hub.subscribe(SubscribeOptions::live()).unwrap();
+    let near = [
+        "(----------------0",  // 16 characters before the last '-', not hex
+        "0123456789abcdef-1a", // number part not all digits
+        "0123456789abcde-1",   // 15 hex digits
+        "0123456789abcdef-",   // no number
+    ];
+    let first = hub.publish(Event::new("t", "auto")).unwrap().auto_id();
+    for id in near {
+        hub.publish(Event::new("t", id).with_id(id)).unwrap();
+    }
+    assert_eq!(
+        hub.publish(Event::new("t", "x").with_id("0123456789ABCDEF-1")),
+        Err(PublishError::Event(EventError::ReservedId))
+    );
+    let last = hub.publish(Event::new("t", "auto")).unwrap().auto_id();
+    let (token, number) = first.split_once('-').unwrap();
+    assert_eq!(number, "1");
+    assert_eq!(last, format!("{token}-{}", near.len() + 2));
+    let mut expected = vec![first.clone()];
+    expected.extend(near.iter().map(|id| (*id).to_owned()));
+    expected.push(last.clone());
+    assert_eq!(drain_ids(&mut live), expected);
+    for (index, id) in near.iter().enumerate() {
+        let mut resumed = hub
+            .subscribe(SubscribeOptions::live().after_id(*id))
+            .unwrap();
+        assert_eq!(drain_ids(&mut resumed), expected[index + 2..], "after {id}");
+    }
+}
+
 #[test]
 fn filters_by_type() {
     let hub = hub_with(64);
