@@ -14,25 +14,37 @@ fn hub_with(capacity: usize) -> Hub {
     Hub::with_config(HubConfig::default().capacity(capacity).keep_alive(None))
 }
 
-/// Data payloads of every frame available now (panics on an end).
-fn drain_data(subscription: &mut ssehub::Subscription) -> Vec<String> {
-    let mut data = Vec::new();
+/// The `field` line's value of every frame available now (panics on an
+/// end, or on a frame without that line).
+fn drain_field(subscription: &mut ssehub::Subscription, field: &str) -> Vec<String> {
+    let prefix = format!("{field}: ");
+    let mut values = Vec::new();
     while let Some(delivery) = subscription.try_recv() {
         match delivery {
             Delivery::Batch(batch) => {
                 for frame in batch.frames() {
                     let text = std::str::from_utf8(frame).unwrap();
-                    let line = text
+                    let value = text
                         .lines()
-                        .find_map(|line| line.strip_prefix("data: "))
+                        .find_map(|line| line.strip_prefix(prefix.as_str()))
                         .unwrap();
-                    data.push(line.to_owned());
+                    values.push(value.to_owned());
                 }
             }
             other => panic!("unexpected {other:?}"),
         }
     }
-    data
+    values
+}
+
+/// Data payloads of every frame available now (panics on an end).
+fn drain_data(subscription: &mut ssehub::Subscription) -> Vec<String> {
+    drain_field(subscription, "data")
+}
+
+/// Ids of every frame available now (panics on an end).
+fn drain_ids(subscription: &mut ssehub::Subscription) -> Vec<String> {
+    drain_field(subscription, "id")
 }
 
 fn publish_n(hub: &Hub, range: std::ops::Range<u32>) -> Vec<String> {
@@ -149,24 +161,6 @@ fn custom_ids_resume_and_reserved_shapes_are_refused() {
             .unwrap_err(),
         SubscribeError::Gone(GoneReason::UnknownId)
     );
-}
-
-/// Ids of every frame available now (panics on an end).
-fn drain_ids(subscription: &mut ssehub::Subscription) -> Vec<String> {
-    let mut ids = Vec::new();
-    while let Some(delivery) = subscription.try_recv() {
-        match delivery {
-            Delivery::Batch(batch) => {
-                for frame in batch.frames() {
-                    let text = std::str::from_utf8(frame).unwrap();
-                    let id = text.lines().find_map(|line| line.strip_prefix("id: "));
-                    ids.push(id.unwrap().to_owned());
-                }
-            }
-            other => panic!("unexpected {other:?}"),
-        }
-    }
-    ids
 }
 
 /// Found by the `hub_ops` fuzz target, whose checker took any 16-character

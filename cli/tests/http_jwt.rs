@@ -516,6 +516,20 @@ async fn with_a_subscriber_token_too_either_credential_opens_a_stream() {
     }
 }
 
+/// An HS256 token "signed" with the text of the server's public key (the
+/// classic key-confusion attack) is refused.
+async fn assert_key_confusion_is_refused(remote: &Remote, public_pem: &str, what: &str) {
+    let confused = sign_with(
+        Algorithm::HS256,
+        &EncodingKey::from_secret(public_pem.as_bytes()).expect("hmac key"),
+        json!({ "exp": now() + 60, "subscribe": ["*"] }),
+    );
+    assert_invalid_token(
+        &remote.get(&format!("/events?token={confused}")).await,
+        &format!("{what}: HS256 with the public key"),
+    );
+}
+
 #[tokio::test]
 async fn a_pem_public_key_verifies_es256_and_eddsa_and_refuses_key_confusion() {
     for (alg, name, rcgen_alg) in [
@@ -541,16 +555,12 @@ async fn a_pem_public_key_verifies_es256_and_eddsa_and_refuses_key_confusion() {
             let mut stream = remote.subscribe(&format!("?token={good}"), &[]).await;
             remote.publish_ok(r#"{"type":"a","n":1}"#).await;
             stream.read_until(r#""n":1"#).await;
-            // HS256 "signed" with the public key's text: refused.
-            let confused = sign_with(
-                Algorithm::HS256,
-                &EncodingKey::from_secret(public_pem.as_bytes()).expect("hmac key"),
-                json!({ "exp": now() + 60, "subscribe": ["*"] }),
-            );
-            assert_invalid_token(
-                &remote.get(&format!("/events?token={confused}")).await,
+            assert_key_confusion_is_refused(
+                remote,
+                &public_pem,
                 &format!("{} {name}", server.name()),
-            );
+            )
+            .await;
         }
     }
 }
@@ -662,15 +672,7 @@ async fn a_pem_public_key_verifies_rs256_and_refuses_other_algorithms() {
             &remote.get(&format!("/events?token={other_alg}")).await,
             &format!("{} PS256 against RS256", server.name()),
         );
-        // HS256 "signed" with the public key's text: refused.
-        let confused = sign_with(
-            Algorithm::HS256,
-            &EncodingKey::from_secret(public_pem.as_bytes()).expect("hmac key"),
-            json!({ "exp": now() + 60, "subscribe": ["*"] }),
-        );
-        assert_invalid_token(
-            &remote.get(&format!("/events?token={confused}")).await,
-            &format!("{} HS256 with the RSA public key", server.name()),
-        );
+        assert_key_confusion_is_refused(remote, &public_pem, &format!("{} RS256", server.name()))
+            .await;
     }
 }
